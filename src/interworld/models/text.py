@@ -1,0 +1,75 @@
+"""Text encoders: umT5-XXL for the full presets, a small built-in one for tiny and small.
+
+Both map prompts to [B, L, text_dim] states; the DiT pads them to text_len with zeros.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn as nn
+
+
+class BuiltinTextEncoder(nn.Module):
+    """Bytes -> embeddings -> a few transformer layers; trained with the world model.
+
+    No tokenizer file and no download: the small model must run out of the box.
+    """
+
+    def __init__(self, text_dim: int, text_len: int, layers: int = 2, heads: int = 4):
+        super().__init__()
+        self.text_len = text_len
+        self.embed = nn.Embedding(257, text_dim)  # 256 bytes + padding
+        self.pos = nn.Parameter(torch.zeros(1, text_len, text_dim))
+        heads = max(1, min(heads, text_dim // 8))
+        layer = nn.TransformerEncoderLayer(text_dim, heads, 2 * text_dim, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(text_dim)
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        ids = torch.full((len(prompts), self.text_len), 256, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            b = list(p.encode("utf-8"))[: self.text_len]
+            ids[i, : len(b)] = torch.tensor(b, dtype=torch.long)
+        return ids
+
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        ids = self.tokenize(prompts).to(self.pos.device)
+        h = self.embed(ids) + self.pos
+        return self.norm(self.encoder(h, src_key_padding_mask=ids == 256))
+
+
+class UMT5TextEncoder:
+    """umT5-XXL encoder through `transformers`, from a local folder; embeddings cached per prompt.
+
+    `path` holds a transformers UMT5/T5 encoder checkpoint and its tokenizer (the official
+    release's `google/umt5-xxl` tokenizer and `models_t5_umt5-xxl-enc-bf16.pth` converted,
+    or any folder `UMT5EncoderModel.from_pretrained` accepts).
+    """
+
+    def __init__(self, path: str, text_len: int = 512, device: str = "cpu", dtype=torch.bfloat16):
+        try:
+            from transformers import AutoTokenizer, UMT5EncoderModel
+        except ImportError as e:  # pragma: no cover - depends on the optional extra
+            raise RuntimeError("umT5 text encoding needs transformers: pip install 'interworld[text]'") from e
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"text encoder folder {path!r} does not exist")
+        self.text_len, self.device = text_len, device
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = UMT5EncoderModel.from_pretrained(path, torch_dtype=dtype).to(device).eval()
+        self._cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        out = []
+        for p in prompts:
+            if p not in self._cache:
+                tok = self.tokenizer(p, max_length=self.text_len, truncation=True, return_tensors="pt")
+                h = self.model(input_ids=tok.input_ids.to(self.device),
+                               attention_mask=tok.attention_mask.to(self.device)).last_hidden_state[0]
+                self._cache[p] = h  # Wan keeps only the real tokens; the DiT zero-pads the rest
+            out.append(self._cache[p])
+        n = max(h.shape[0] for h in out)
+        return torch.stack([nn.functional.pad(h, (0, 0, 0, n - h.shape[0])) for h in out])
