@@ -1,0 +1,263 @@
+"""The causal 3D VAE, in the Wan2.2 style.
+
+Video [B, 3, 1 + temporal*k, H, W] <-> latents [B, z, 1 + k, H/spatial, W/spatial].
+Temporal convolutions are causal (padded on the left only), so frame t never sees
+frames after it, and the first frame gets a latent of its own. Wan2.2 first folds
+2x2 pixels into channels (patch), then downsamples 8x by convolutions.
+
+Decoding streams: `stream_decoder()` keeps each causal convolution's last input
+frames (the feature cache), so latents can be decoded chunk by chunk as they are
+generated, with exactly the result of decoding the whole sequence at once.
+`dec_width_scale` < 1 prunes the decoder's widths (MG-LightVAE: 50% or 75%).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from interworld.config import VAEConfig
+
+State = dict  # module -> cached tail of its input frames (streaming), or None for whole sequences
+
+
+class CausalConv3d(nn.Conv3d):
+    """Conv3d with zero 'same' padding in space and causal padding in time."""
+
+    def __init__(self, cin: int, cout: int, k: int | tuple = 3, stride: int | tuple = 1):
+        k = (k, k, k) if isinstance(k, int) else k
+        super().__init__(cin, cout, k, stride=stride, padding=0)
+        self.tpad = k[0] - 1
+        self.spad = (k[2] // 2, k[2] // 2, k[1] // 2, k[1] // 2)
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
+        if self.tpad:
+            prev = None if state is None else state.get(self)
+            if prev is None:
+                prev = x.new_zeros(x.shape[0], x.shape[1], self.tpad, *x.shape[3:])
+            x = torch.cat([prev, x], 2)
+            if state is not None:
+                state[self] = x[:, :, -self.tpad:].detach()
+        return super().forward(F.pad(x, self.spad + (0, 0)))
+
+
+class ChannelRMSNorm(nn.Module):
+    """Wan's RMS_norm over channels (dim 1): unit RMS, then a learned gain."""
+
+    def __init__(self, dim: int, eps: float = 1e-12):
+        super().__init__()
+        self.scale, self.eps = dim**0.5, eps
+        self.gamma = nn.Parameter(torch.ones(dim, 1, 1, 1))
+
+    def forward(self, x):
+        return F.normalize(x, dim=1, eps=self.eps) * self.scale * self.gamma
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.norm1, self.conv1 = ChannelRMSNorm(cin), CausalConv3d(cin, cout, 3)
+        self.norm2, self.conv2 = ChannelRMSNorm(cout), CausalConv3d(cout, cout, 3)
+        self.shortcut = CausalConv3d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x, state=None):
+        h = self.conv1(F.silu(self.norm1(x)), state)
+        h = self.conv2(F.silu(self.norm2(h)), state)
+        return h + (x if self.shortcut is None else self.shortcut(x))
+
+
+class FrameAttention(nn.Module):
+    """Single-head self-attention over the pixels of each frame (no temporal mixing)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = ChannelRMSNorm(dim)
+        self.to_qkv = nn.Conv2d(dim, 3 * dim, 1)
+        self.proj = nn.Conv2d(dim, dim, 1)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, x, state=None):
+        b, c, t, h, w = x.shape
+        y = self.norm(x).transpose(1, 2).reshape(b * t, c, h, w)
+        q, k, v = self.to_qkv(y).reshape(b * t, 3, c, h * w).transpose(-1, -2).unbind(1)
+        o = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+        o = self.proj(o.transpose(-1, -2).reshape(b * t, c, h, w))
+        return x + o.reshape(b, t, c, h, w).transpose(1, 2)
+
+
+def _per_frame(fn, x):
+    b, c, t = x.shape[:3]
+    y = fn(x.transpose(1, 2).reshape(b * t, c, *x.shape[3:]))
+    return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
+
+
+class Downsample(nn.Module):
+    """2x spatial down, optionally 2x temporal: latent frame j >= 1 sees input frames
+    2j-2 .. 2j, and frame 0 passes alone (the causal VAE's first-frame rule)."""
+
+    def __init__(self, dim: int, temporal: bool):
+        super().__init__()
+        self.resample = nn.Conv2d(dim, dim, 3, stride=2, padding=0)
+        self.time_conv = nn.Conv3d(dim, dim, (3, 1, 1), stride=(2, 1, 1)) if temporal else None
+
+    def forward(self, x, state=None):
+        x = _per_frame(lambda y: self.resample(F.pad(y, (0, 1, 0, 1))), x)
+        if self.time_conv is not None and x.shape[2] > 1:
+            x = torch.cat([x[:, :, :1], self.time_conv(x)], 2)
+        return x
+
+
+class Upsample(nn.Module):
+    """2x spatial up, optionally 2x temporal: frame 0 of the stream stays one frame, every
+    later frame becomes two, made by a causal conv (so streaming needs its cache)."""
+
+    def __init__(self, dim: int, out: int, temporal: bool):
+        super().__init__()
+        self.time_conv = CausalConv3d(dim, 2 * dim, (3, 1, 1)) if temporal else None
+        self.resample = nn.Conv2d(dim, out, 3, padding=1)
+
+    def forward(self, x, state=None):
+        if self.time_conv is not None:
+            seen = 0 if state is None else state.get((self, "frames"), 0)
+            b, c, t, h, w = x.shape
+            y = self.time_conv(x, state).reshape(b, 2, c, t, h, w)
+            y = torch.stack([y[:, 0], y[:, 1]], 3).reshape(b, c, 2 * t, h, w)  # frame i -> 2i, 2i+1
+            if seen == 0:
+                y = torch.cat([x[:, :, :1], y[:, :, 2:]], 2)
+            if state is not None:
+                state[(self, "frames")] = seen + t
+            x = y
+        return _per_frame(lambda y: self.resample(F.interpolate(y, scale_factor=2.0, mode="nearest")), x)
+
+
+def _widths(base: int, mult, scale: float = 1.0) -> list[int]:
+    return [max(8, int(round(base * m * scale / 8)) * 8) for m in mult]
+
+
+class Encoder3d(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        dims = _widths(cfg.dim, cfg.dim_mult)
+        self.conv1 = CausalConv3d(3 * cfg.patch**2, dims[0], 3)
+        layers, cin = [], dims[0]
+        for i, d in enumerate(dims):
+            for _ in range(cfg.num_res_blocks):
+                layers.append(ResidualBlock(cin, d))
+                cin = d
+            if i < len(dims) - 1:
+                layers.append(Downsample(d, cfg.temporal_down[i] if i < len(cfg.temporal_down) else False))
+        self.downsamples = nn.ModuleList(layers)
+        mid = [ResidualBlock(cin, cin)] + ([FrameAttention(cin)] if cfg.attn_mid else []) + [ResidualBlock(cin, cin)]
+        self.middle = nn.ModuleList(mid)
+        self.head = nn.ModuleList([ChannelRMSNorm(cin), CausalConv3d(cin, 2 * cfg.z_dim, 3)])
+
+    def forward(self, x):
+        x = self.conv1(x)
+        for m in list(self.downsamples) + list(self.middle):
+            x = m(x)
+        return self.head[1](F.silu(self.head[0](x)))
+
+
+class Decoder3d(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        dims = _widths(cfg.dec_dim, cfg.dim_mult, cfg.dec_width_scale)[::-1]
+        ups = list(cfg.temporal_down)[::-1] + [False] * (len(dims) - 1 - len(cfg.temporal_down))
+        self.conv1 = CausalConv3d(cfg.z_dim, dims[0], 3)
+        mid = [ResidualBlock(dims[0], dims[0])] + ([FrameAttention(dims[0])] if cfg.attn_mid else []) + \
+              [ResidualBlock(dims[0], dims[0])]
+        self.middle = nn.ModuleList(mid)
+        layers, cin = [], dims[0]
+        for i, d in enumerate(dims):
+            for _ in range(cfg.num_res_blocks + 1):
+                layers.append(ResidualBlock(cin, d))
+                cin = d
+            if i < len(dims) - 1:
+                nxt = dims[i + 1]
+                layers.append(Upsample(d, nxt, ups[i]))
+                cin = nxt
+        self.upsamples = nn.ModuleList(layers)
+        self.head = nn.ModuleList([ChannelRMSNorm(cin), CausalConv3d(cin, 3 * cfg.patch**2, 3)])
+
+    def forward(self, z, state: State | None = None):
+        x = self.conv1(z, state)
+        for m in list(self.middle) + list(self.upsamples):
+            x = m(x, state)
+        return self.head[1](F.silu(self.head[0](x)), state)
+
+
+class CausalVAE(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder3d(cfg)
+        self.conv1 = CausalConv3d(2 * cfg.z_dim, 2 * cfg.z_dim, 1)
+        self.conv2 = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
+        self.decoder = Decoder3d(cfg)
+        # Wan normalises latents per channel with fixed statistics of its training data
+        self.register_buffer("latents_mean", torch.zeros(cfg.z_dim))
+        self.register_buffer("latents_std", torch.ones(cfg.z_dim))
+
+    # ------------------------------------------------------------------ encode
+    def _check(self, video):
+        t, h, w = video.shape[2:]
+        s, r = self.cfg.spatial, self.cfg.temporal
+        if (t - 1) % r or h % s or w % s:
+            raise ValueError(f"the VAE needs 1 + {r}k frames and sizes divisible by {s}, got {t}x{h}x{w}")
+
+    def encode_dist(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """video [B, 3, T, H, W] in [-1, 1] -> (mean, logvar), each [B, z, 1 + (T-1)/temporal, h, w]."""
+        self._check(video)
+        p = self.cfg.patch
+        x = _per_frame(lambda y: F.pixel_unshuffle(y, p), video) if p > 1 else video
+        mu, logvar = self.conv1(self.encoder(x)).chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def encode(self, video: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:
+        mu, logvar = self.encode_dist(video)
+        if not sample:
+            return mu
+        eps = torch.randn(mu.shape, generator=generator).to(mu) if generator is not None else torch.randn_like(mu)
+        return mu + (0.5 * logvar).exp() * eps
+
+    @staticmethod
+    def kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+
+    # ------------------------------------------------------------------ decode
+    def _decode(self, z: torch.Tensor, state: State | None) -> torch.Tensor:
+        x = self.decoder(self.conv2(z, state), state)
+        p = self.cfg.patch
+        x = _per_frame(lambda y: F.pixel_shuffle(y, p), x) if p > 1 else x
+        return x.clamp(-1.0, 1.0)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Whole-sequence decode: latents [B, z, F, h, w] -> video [B, 3, 1 + temporal(F-1), H, W]."""
+        return self._decode(z, None)
+
+    def stream_decoder(self) -> "StreamDecoder":
+        return StreamDecoder(self)
+
+    # ------------------------------------------------------------------ normalisation
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.latents_mean.view(1, -1, 1, 1, 1)) / self.latents_std.view(1, -1, 1, 1, 1)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.latents_std.view(1, -1, 1, 1, 1) + self.latents_mean.view(1, -1, 1, 1, 1)
+
+
+class StreamDecoder:
+    """Decodes latents chunk by chunk; the first latent frame gives 1 video frame, each later
+    one `temporal` frames, and the result equals decoding everything at once."""
+
+    def __init__(self, vae: CausalVAE):
+        self.vae = vae
+        self.state: State = {}
+
+    def reset(self) -> None:
+        self.state = {}
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae._decode(z, self.state)
