@@ -20,7 +20,7 @@ class BuiltinTextEncoder(nn.Module):
     def __init__(self, text_dim: int, text_len: int, layers: int = 2, heads: int = 4):
         super().__init__()
         self.text_len = text_len
-        self.embed = nn.Embedding(257, text_dim)  # 256 bytes + padding
+        self.embed = nn.Embedding(258, text_dim)  # 256 bytes, padding, and a start token
         self.pos = nn.Parameter(torch.zeros(1, text_len, text_dim))
         heads = max(1, min(heads, text_dim // 8))
         layer = nn.TransformerEncoderLayer(text_dim, heads, 2 * text_dim, dropout=0.0, batch_first=True,
@@ -29,10 +29,12 @@ class BuiltinTextEncoder(nn.Module):
         self.norm = nn.LayerNorm(text_dim)
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        """A start token (never masked, so an empty prompt still attends somewhere), then bytes."""
         ids = torch.full((len(prompts), self.text_len), 256, dtype=torch.long)
+        ids[:, 0] = 257
         for i, p in enumerate(prompts):
-            b = list(p.encode("utf-8"))[: self.text_len]
-            ids[i, : len(b)] = torch.tensor(b, dtype=torch.long)
+            b = list(p.encode("utf-8"))[: self.text_len - 1]
+            ids[i, 1: 1 + len(b)] = torch.tensor(b, dtype=torch.long)
         return ids
 
     def forward(self, prompts: list[str]) -> torch.Tensor:

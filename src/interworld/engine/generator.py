@@ -1,0 +1,336 @@
+"""Streaming generation in latent space: actions in, latent chunks out.
+
+Two schemes over the same DiT weights:
+
+* `segment` (Matrix-Game-3.0): each iteration denoises `new_latents` frames together
+  with clean context (retrieved memory frames + the last `past_latents` frames) in one
+  bidirectional pass, recomputed at every sampler step. The first segment is the image
+  latent plus `first_latents - 1` new frames.
+* `causal`: block-causal over chunks of `chunk_latents` frames with a KV cache holding
+  `sink_latents` first frames and the last `window_latents` frames, so memory stays
+  bounded and an action shows in the very next chunk. After a chunk is sampled it is
+  run once more, clean (t = 0), to write its keys and values into the cache; this makes
+  streaming exactly equal to the full-sequence block-causal forward (`causal_reference`).
+
+Context latents always enter at timestep 0 and are never re-encoded: the sampler only
+ever updates the new frames, so the context stays exactly as given.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from interworld.config import ModelConfig
+from interworld.diffusion.flow import timesteps as make_timesteps
+from interworld.diffusion.samplers import sample as run_sampler
+from interworld.models.action import action_windows
+from interworld.models.camera import integrate_poses, latent_plucker, previous_refs
+from interworld.models.dit import Step, WanDiT
+from interworld.models.memory import retrieve
+
+
+@dataclass
+class KVCache:
+    """Per-expert, per-block keys and values of the cached latent frames, bounded in size."""
+
+    sink: int
+    window: int
+    frames: list[int] = field(default_factory=list)  # absolute latent index of each cached frame
+    kv: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    tokens_per_frame: int = 0
+
+    def prefix(self, expert: str):
+        return self.kv.get(expert)
+
+    def append(self, expert: str, kvs, frame_ids: list[int]) -> None:
+        old = self.kv.get(expert)
+        self.kv[expert] = kvs if old is None else [
+            (torch.cat([a[0], b[0]], 1), torch.cat([a[1], b[1]], 1)) for a, b in zip(old, kvs)]
+
+    def commit(self, frame_ids: list[int]) -> None:
+        """Record the frames just appended, then evict all but the sinks and the window."""
+        self.frames += frame_ids
+        keep = [i for i, f in enumerate(self.frames) if f < self.sink or f >= self.frames[-1] + 1 - self.window]
+        if len(keep) == len(self.frames):
+            return
+        s = self.tokens_per_frame
+        idx = torch.tensor([i * s + j for i in keep for j in range(s)])
+        for name, kvs in self.kv.items():
+            self.kv[name] = [(k[:, idx.to(k.device)], v[:, idx.to(v.device)]) for k, v in kvs]
+        self.frames = [self.frames[i] for i in keep]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for kvs in self.kv.values() for kv in kvs for t in kv)
+
+
+def causal_frame_mask(n_frames: int, chunk: int, sink: int, window: int, first_chunk: int | None = None) -> torch.Tensor:
+    """Frame-level mask of the block-causal scheme: a frame sees its own chunk, the sink
+    frames and the `window` frames before its chunk starts. `first_chunk` lets chunk 0
+    (the image latent) be shorter than the rest."""
+    first = chunk if first_chunk is None else first_chunk
+    starts = torch.tensor([0 if i < first else first + (i - first) // chunk * chunk for i in range(n_frames)])
+    ends = torch.tensor([first if i < first else min(first + ((i - first) // chunk + 1) * chunk, n_frames)
+                         for i in range(n_frames)])
+    q = torch.arange(n_frames)[:, None]
+    k = torch.arange(n_frames)[None, :]
+    same = (k >= starts[q]) & (k < ends[q])
+    before = k < starts[q]
+    return same | (before & ((k < sink) | (k >= starts[q] - window)))
+
+
+def chunk_action_mask(n_frames: int, chunk: int, first_chunk: int) -> torch.Tensor:
+    """Action temporal attention in the causal scheme stays inside each chunk (the action
+    windows already carry 12 frames of history), so it needs no cache of its own."""
+    ids = torch.tensor([0 if i < first_chunk else 1 + (i - first_chunk) // chunk for i in range(n_frames)])
+    return ids[:, None] == ids[None, :]
+
+
+class Generator:
+    """Holds the state of one stream: latents, poses, actions, KV cache, noise generator."""
+
+    def __init__(self, dit, cfg: ModelConfig, context: torch.Tensor, *, scheme: str | None = None,
+                 steps: int | None = None, sampler: str | None = None, timesteps: list[float] | None = None,
+                 seed: int = 0, height: int | None = None, width: int | None = None, memory: bool = True):
+        self.dit, self.cfg = dit, cfg
+        self.scheme = scheme or cfg.scheme
+        if self.scheme not in ("segment", "causal"):
+            raise ValueError(f"unknown scheme {self.scheme!r}: use 'segment' or 'causal'")
+        self.ts = list(timesteps) if timesteps else make_timesteps(steps or cfg.steps, cfg.shift)
+        self.sampler = sampler or cfg.sampler
+        self.height, self.width = height or cfg.height, width or cfg.width
+        self.memory = memory
+        p = next(dit.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        self.context = context.to(self.device)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.win = (cfg.action.windows * cfg.vae.temporal) if cfg.action is not None else 0
+        self.latents: list[torch.Tensor] = []  # [B, C, 1, h, w] per latent frame
+        self.poses = torch.zeros(0, 5)  # per latent frame
+        self.keys = torch.zeros(0, len_keys(cfg))  # per video frame
+        self.mouse = torch.zeros(0, 2)
+        self.video_pose = torch.zeros(5)
+        self.cache = KVCache(cfg.sink_latents, cfg.window_latents)
+        self.profile = False  # when set, stages are timed (with a device sync) into stage_times
+        self.stage_times: dict[str, list[float]] = {}
+
+    @contextmanager
+    def timed(self, stage: str):
+        if not self.profile:
+            yield
+            return
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync()
+        t0 = time.perf_counter()
+        yield
+        sync()
+        self.stage_times.setdefault(stage, []).append(time.perf_counter() - t0)
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def n_latents(self) -> int:
+        return len(self.latents)
+
+    def frames_for_next(self) -> int:
+        """Video frames the next call of `next_chunk` produces."""
+        return self.new_count() * self.cfg.vae.temporal
+
+    def new_count(self) -> int:
+        if self.scheme == "causal":
+            return self.cfg.chunk_latents
+        return self.cfg.first_latents - 1 if self.n_latents == 1 else self.cfg.new_latents
+
+    def _experts(self):
+        return self.dit.experts() if hasattr(self.dit, "experts") else [("main", self.dit)]
+
+    def _expert_for(self, t: float):
+        return self.dit.expert(torch.tensor(t)) if hasattr(self.dit, "expert") else self.dit
+
+    def _windows(self, latent_ids: torch.Tensor):
+        if self.win == 0:
+            return None, None
+        kb = action_windows(self.keys[None], latent_ids, self.cfg.vae.temporal, self.cfg.action.windows)
+        ms = action_windows(self.mouse[None], latent_ids, self.cfg.vae.temporal, self.cfg.action.windows)
+        b = self.context.shape[0]
+        return kb.expand(b, -1, -1, -1).to(self.device), ms.expand(b, -1, -1, -1).to(self.device)
+
+    def _plucker(self, poses: torch.Tensor, refs: torch.Tensor) -> torch.Tensor | None:
+        if not self.cfg.camera:
+            return None
+        pl = latent_plucker(poses.to(self.device), refs.to(self.device), self.height, self.width,
+                            self.cfg.vae.spatial, self.cfg.kinematics)
+        return pl[None].expand(self.context.shape[0], -1, -1, -1, -1).to(self.device, self.dtype)
+
+    def _noise(self, n: int) -> torch.Tensor:
+        c, _, h, w = self.cfg.latent_shape(1, self.height, self.width)
+        x = torch.randn(self.context.shape[0], c, n, h, w, generator=self.gen)
+        return x.to(self.device)
+
+    # ---------------------------------------------------------------- the stream
+    def start(self, z0: torch.Tensor, pose: torch.Tensor | None = None) -> None:
+        """Begin a stream from the clean latent of the first image, z0 [B, C, 1, h, w]."""
+        self.latents = [z0.to(self.device).float()]
+        self.video_pose = torch.zeros(5) if pose is None else pose.float().clone()
+        self.poses = self.video_pose[None].clone()
+        self.keys = torch.zeros(1, len_keys(self.cfg))
+        self.mouse = torch.zeros(1, 2)
+        self.cache = KVCache(self.cfg.sink_latents, self.cfg.window_latents)
+        if self.scheme == "causal":
+            self._write_cache([0], self.latents[0])
+
+    def _record_actions(self, keys: torch.Tensor, mouse: torch.Tensor) -> torch.Tensor:
+        """Append one chunk's actions; returns the poses of the new latent frames."""
+        n = self.frames_for_next()
+        if keys.shape[0] != n or mouse.shape[0] != n:
+            raise ValueError(f"this chunk needs actions for {n} video frames, got {keys.shape[0]} keys and "
+                             f"{mouse.shape[0]} mouse rows")
+        vp = integrate_poses(self.video_pose, keys.float(), mouse.float(), self.cfg.kinematics)
+        self.video_pose = vp[-1]
+        self.keys = torch.cat([self.keys, keys.float()])
+        self.mouse = torch.cat([self.mouse, mouse.float()])
+        lat_poses = vp[self.cfg.vae.temporal - 1 :: self.cfg.vae.temporal]
+        self.poses = torch.cat([self.poses, lat_poses])
+        return lat_poses
+
+    @torch.no_grad()
+    def next_chunk(self, keys: torch.Tensor, mouse: torch.Tensor) -> torch.Tensor:
+        """keys [n, K], mouse [n, 2] for the n = frames_for_next() video frames to make.
+
+        Returns the new clean latents [B, C, n/temporal, h, w].
+        """
+        if not self.latents:
+            raise RuntimeError("call start() with the first image latent before next_chunk()")
+        n_new = self.new_count()
+        first_new = self.n_latents
+        self._record_actions(keys, mouse)
+        new_ids = torch.arange(first_new, first_new + n_new)
+        if self.scheme == "causal":
+            x0 = self._causal_chunk(new_ids)
+        else:
+            x0 = self._segment_chunk(new_ids)
+        self.latents += list(x0.float().split(1, dim=2))
+        return x0
+
+    def _sample(self, denoise, n_new: int) -> torch.Tensor:
+        calls = [0]
+
+        def timed_denoise(x, t):
+            calls[0] += 1
+            with self.timed(f"denoise step {calls[0]}"):
+                return denoise(x, t)
+
+        kw = {"generator": self.gen} if self.sampler == "x0" else {}
+        return run_sampler(self.sampler, timed_denoise, self._noise(n_new), self.ts, **kw)
+
+    # ---------------------------------------------------------------- causal
+    def _write_cache(self, ids: list[int], z: torch.Tensor) -> None:
+        frame_ids = torch.tensor(ids)
+        kb, ms = self._windows(frame_ids)
+        poses = self.poses[frame_ids]
+        refs = previous_refs(poses, self.poses[ids[0] - 1] if ids[0] > 0 else None)
+        pl = self._plucker(poses, refs)
+        t = torch.zeros(z.shape[0], len(ids), device=self.device)
+        for name, expert in self._experts():
+            step = Step(frame_pos=frame_ids, keyboard=kb, mouse=ms)
+            _, kvs = expert(z.to(self.device), t, self.context, step, plucker=pl, kv_prefix=self.cache.prefix(name))
+            self.cache.append(name, kvs, ids)
+        self.cache.tokens_per_frame = kvs[0][0].shape[1] // len(ids)
+        self.cache.commit(ids)
+
+    def _causal_chunk(self, new_ids: torch.Tensor) -> torch.Tensor:
+        with self.timed("conditions (actions, rays)"):
+            kb, ms = self._windows(new_ids)
+            poses = self.poses[new_ids]
+            pl = self._plucker(poses, previous_refs(poses, self.poses[int(new_ids[0]) - 1]))
+
+        def denoise(x, t):
+            tt = torch.full((x.shape[0], x.shape[2]), float(t), device=self.device)
+            expert = self._expert_for(float(t))
+            name = next(n for n, e in self._experts() if e is expert)
+            step = Step(frame_pos=new_ids, keyboard=kb, mouse=ms)
+            v, _ = expert(x, tt, self.context, step, plucker=pl, kv_prefix=self.cache.prefix(name))
+            return v
+
+        x0 = self._sample(denoise, len(new_ids))
+        with self.timed("kv-cache update"):
+            self._write_cache(new_ids.tolist(), x0)
+        return x0
+
+    # ---------------------------------------------------------------- segment
+    def memory_ids(self, new_ids: torch.Tensor, past: list[int]) -> list[int]:
+        if not self.memory or self.cfg.memory_latents == 0:
+            return []
+        candidates = [i for i in range(self.n_latents) if i not in past]
+        q = self.poses[new_ids]
+        query = q[torch.linspace(0, len(q) - 1, min(5, len(q))).round().long()]
+        kin = self.cfg.kinematics
+        scale = 64.0  # the Plucker position scale: 30 units of depth in the model's space
+        return retrieve(self.poses[: self.n_latents], candidates, query, self.cfg.memory_latents, fov=kin.fov,
+                        aspect=self.width / self.height, near=0.1 * scale, far=30.0 * scale,
+                        sink=1 if self.n_latents > 1 else 0)
+
+    def _segment_chunk(self, new_ids: torch.Tensor) -> torch.Tensor:
+        n_new = len(new_ids)
+        if self.n_latents == 1:
+            mem, past = [], [0]
+        else:
+            past = list(range(max(0, self.n_latents - self.cfg.past_latents), self.n_latents))
+            with self.timed("memory retrieval"):
+                mem = self.memory_ids(new_ids, past)
+        ctx_ids = mem + past
+        ids = torch.tensor(ctx_ids + new_ids.tolist())
+        context = torch.cat([self.latents[i] for i in ctx_ids], dim=2).to(self.device)
+        with self.timed("conditions (actions, rays)"):
+            kb, ms = self._windows(ids[len(mem):])
+            query = self.poses[int(new_ids[0])]
+            seq_poses = self.poses[ids]
+            refs = torch.cat([query[None].expand(len(mem), -1),
+                              previous_refs(seq_poses[len(mem):], self.poses[max(past[0] - 1, 0)])])
+            pl = self._plucker(seq_poses, refs)
+        n_ctx = len(ctx_ids)
+
+        def denoise(x, t):
+            full = torch.cat([context, x.to(context.dtype)], dim=2)
+            tt = torch.zeros(x.shape[0], full.shape[2], device=self.device)
+            tt[:, n_ctx:] = float(t)
+            step = Step(frame_pos=ids, keyboard=kb, mouse=ms, action_from=len(mem))
+            v, _ = self.dit(full, tt, self.context, step, plucker=pl)
+            return v[:, :, n_ctx:]
+
+        return self._sample(denoise, n_new)
+
+
+def len_keys(cfg: ModelConfig) -> int:
+    return cfg.action.keyboard_dim if cfg.action is not None else 6
+
+
+@torch.no_grad()
+def causal_reference(dit: WanDiT, cfg: ModelConfig, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
+                     keys: torch.Tensor, mouse: torch.Tensor, poses: torch.Tensor, height: int, width: int,
+                     first_chunk: int = 1) -> torch.Tensor:
+    """The full-sequence block-causal forward that streaming with the KV cache must equal.
+
+    latents [B, C, F, h, w] (frame 0 is the image latent, then chunks of chunk_latents);
+    t [B, F]; keys/mouse [T, *] per video frame; poses [F, 5] per latent frame.
+    """
+    f = latents.shape[2]
+    ids = torch.arange(f)
+    mask = causal_frame_mask(f, cfg.chunk_latents, cfg.sink_latents, cfg.window_latents, first_chunk)
+    amask = chunk_action_mask(f, cfg.chunk_latents, first_chunk)
+    s = cfg.tokens_per_frame(height, width)
+    kb = ms = None
+    if cfg.action is not None:
+        kb = action_windows(keys[None].float(), ids, cfg.vae.temporal, cfg.action.windows)
+        ms = action_windows(mouse[None].float(), ids, cfg.vae.temporal, cfg.action.windows)
+        kb, ms = kb.expand(latents.shape[0], -1, -1, -1), ms.expand(latents.shape[0], -1, -1, -1)
+    pl = None
+    if cfg.camera:
+        pl = latent_plucker(poses, previous_refs(poses), height, width, cfg.vae.spatial, cfg.kinematics)[None]
+        pl = pl.expand(latents.shape[0], -1, -1, -1, -1)
+    step = Step(frame_pos=ids, mask=mask.repeat_interleave(s, 0).repeat_interleave(s, 1), keyboard=kb, mouse=ms,
+                action_mask=amask)
+    v, _ = dit(latents, t, context, step, plucker=pl)
+    return v

@@ -1,0 +1,196 @@
+"""The Python API: `World.from_pretrained(...)`, `world.reset(image, prompt)`, `world.step(actions)`.
+
+A World owns the three models (DiT, VAE, text encoder) and one stream's state; frames
+come out as uint8 arrays [T, H, W, 3], decoded chunk by chunk through the VAE's
+streaming decoder.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from interworld.config import ModelConfig, get_preset, PRESETS
+from interworld.engine import actions as act
+from interworld.engine.generator import Generator
+from interworld.io.checkpoint import CheckpointError, load_into, load_tensors, read_config
+from interworld.models.dit import build_dit
+from interworld.models.text import BuiltinTextEncoder, UMT5TextEncoder
+from interworld.models.vae import CausalVAE
+
+
+def shipped_model_dir(name: str = "small") -> Path | None:
+    """The trained model inside the package, if this build ships one."""
+    p = Path(str(resources.files("interworld"))) / "assets" / name
+    return p if (p / "config.json").is_file() else None
+
+
+def load_image(image, height: int, width: int) -> torch.Tensor:
+    """Path / PIL / uint8 array -> [1, 3, 1, H, W] in [-1, 1], centre-cropped to the aspect."""
+    if isinstance(image, (str, Path)):
+        p = Path(image)
+        if not p.is_file():
+            raise FileNotFoundError(f"image {str(p)!r} does not exist")
+        try:
+            image = Image.open(p)
+            image.load()
+        except Exception:
+            raise ValueError(f"{str(p)!r} is not an image PIL can read (use PNG or JPEG)") from None
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"image must be a path, PIL image or uint8 array, not {type(image).__name__}")
+    image = image.convert("RGB")
+    w0, h0 = image.size
+    scale = max(width / w0, height / h0)
+    image = image.resize((max(width, round(w0 * scale)), max(height, round(h0 * scale))), Image.BICUBIC)
+    left, top = (image.size[0] - width) // 2, (image.size[1] - height) // 2
+    image = image.crop((left, top, left + width, top + height))
+    x = torch.from_numpy(np.asarray(image).copy()).float().div(127.5).sub(1.0)
+    return x.permute(2, 0, 1)[None, :, None]
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """[B=1, 3, T, H, W] in [-1, 1] -> [T, H, W, 3] uint8."""
+    v = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return v.permute(1, 2, 3, 0).cpu().numpy()
+
+
+class World:
+    def __init__(self, cfg: ModelConfig, dit, vae: CausalVAE, text_encoder, device="cpu", dtype=torch.float32,
+                 scheme: str | None = None, steps: int | None = None, memory: bool = True):
+        self.cfg, self.dit, self.vae, self.text_encoder = cfg, dit, vae, text_encoder
+        self.device, self.dtype = torch.device(device), dtype
+        self.scheme, self.steps, self.memory = scheme or cfg.scheme, steps, memory
+        self.gen: Generator | None = None
+        self.decoder = None
+        self.last_timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_pretrained(cls, path_or_preset: str = "small", *, device: str = "cpu", dtype: torch.dtype | None = None,
+                        random_init: bool = False, text_encoder_path: str | None = None, seed: int = 0,
+                        **kw) -> "World":
+        """A checkpoint folder, or a preset name (the shipped weights for `small`).
+
+        `random_init=True` builds a preset with random weights, for smoke runs and benchmarks.
+        """
+        dtype = dtype or torch.float32
+        path = Path(path_or_preset)
+        tensors = None
+        if path.is_dir():
+            cfg, _ = read_config(path)
+            tensors = load_tensors(path)
+        elif path_or_preset in PRESETS:
+            cfg = get_preset(path_or_preset)
+            shipped = shipped_model_dir(path_or_preset)
+            if not random_init:
+                if shipped is None:
+                    raise CheckpointError(
+                        f"no trained weights for preset {path_or_preset!r} ship with this package; pass a checkpoint "
+                        f"folder, or use random_init=True (--random-init) for a smoke run")
+                cfg, _ = read_config(shipped)
+                tensors = load_tensors(shipped)
+        else:
+            raise CheckpointError(f"{path_or_preset!r} is neither a checkpoint folder nor a preset "
+                                  f"({', '.join(PRESETS)})")
+        return cls.from_config(cfg, device=device, dtype=dtype, tensors=tensors, where=str(path),
+                               text_encoder_path=text_encoder_path, seed=seed, **kw)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                    tensors: dict | None = None, where: str = "checkpoint", text_encoder_path: str | None = None,
+                    seed: int = 0, **kw) -> "World":
+        """Build the models of `cfg` on `device` (random weights unless `tensors` are given)."""
+        torch.manual_seed(seed)
+        with torch.device(device):  # build in place: a 5B model initialises in seconds on a GPU
+            vae = CausalVAE(cfg.vae)
+            old = torch.get_default_dtype()
+            torch.set_default_dtype(dtype)  # a 2x14B model must never exist in float32 on the GPU
+            try:
+                dit = build_dit(cfg)
+            finally:
+                torch.set_default_dtype(old)
+            text = (BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers)
+                    if cfg.text_encoder == "builtin" else None)
+        if tensors is not None:
+            load_into(dit, tensors, "dit", where)
+            load_into(vae, tensors, "vae", where)
+            if text is not None:
+                load_into(text, tensors, "text", where)
+        if cfg.text_encoder != "builtin" and text_encoder_path:
+            text = UMT5TextEncoder(text_encoder_path, cfg.text_len, device)
+        dit = dit.to(device, dtype).eval()
+        vae = vae.to(device).eval()  # the VAE stays float32: it is small and precision-sensitive
+        if isinstance(text, torch.nn.Module):
+            text = text.to(device).eval()
+        return cls(cfg, dit, vae, text, device, dtype, **kw)
+
+    # ------------------------------------------------------------------ the stream
+    @property
+    def frames_per_step(self) -> int:
+        if self.gen is None:
+            raise RuntimeError("call reset() first")
+        return self.gen.frames_for_next()
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        if self.text_encoder is None:
+            # full presets without a umT5 folder: zero text states, as an empty prompt pads to
+            return torch.zeros(1, 1, self.cfg.text_dim, device=self.device)
+        return self.text_encoder([prompt]).to(self.device)
+
+    @torch.no_grad()
+    def reset(self, image, prompt: str = "", *, seed: int = 0, pose=None, height: int | None = None,
+              width: int | None = None) -> np.ndarray:
+        """Start a new stream from `image`; returns the first frame [1, H, W, 3] uint8."""
+        h, w = height or self.cfg.height, width or self.cfg.width
+        s = self.cfg.vae.spatial * self.cfg.patch[1]
+        if h % s or w % s:
+            raise ValueError(f"height and width must be multiples of {s} for this model, got {h}x{w}")
+        t0 = time.perf_counter()
+        x = load_image(image, h, w).to(self.device)
+        z0 = self.vae.normalize(self.vae.encode(x))
+        t1 = time.perf_counter()
+        ctx = self.encode_prompt(prompt)
+        text_s = time.perf_counter() - t1
+        self.gen = Generator(self.dit, self.cfg, ctx, scheme=self.scheme, steps=self.steps, seed=seed,
+                             height=h, width=w, memory=self.memory)
+        self.gen.start(z0.to(self.dtype), None if pose is None else torch.as_tensor(pose, dtype=torch.float32))
+        self.decoder = self.vae.stream_decoder()
+        first = self.decoder.decode(self.vae.denormalize(z0.float()))
+        self.last_timings = {"reset_s": time.perf_counter() - t0, "text_s": text_s}
+        return to_uint8(first)
+
+    @torch.no_grad()
+    def step(self, actions=None) -> np.ndarray:
+        """Generate the next chunk. `actions`: a list of per-frame {"keys", "mouse"} entries,
+        a (keys [T, 6], mouse [T, 2]) pair, or None (stand still). Fewer frames than
+        `frames_per_step` hold the last keys. Returns [T, H, W, 3] uint8."""
+        if self.gen is None:
+            raise RuntimeError("call reset(image, prompt) before step()")
+        n = self.gen.frames_for_next()
+        if actions is None:
+            keys, mouse = torch.zeros(0, 6), torch.zeros(0, 2)
+        elif isinstance(actions, tuple):
+            keys, mouse = actions
+        else:
+            keys, mouse = act.parse_entries(list(actions))
+        if keys.shape[0] > n:
+            raise ValueError(f"got actions for {keys.shape[0]} frames; this step makes {n}")
+        keys, mouse = act.fit(keys, mouse, n)
+        t0 = time.perf_counter()
+        z = self.gen.next_chunk(keys, mouse)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        t1 = time.perf_counter()
+        video = self.decoder.decode(self.vae.denormalize(z.float()))
+        frames = to_uint8(video)
+        t2 = time.perf_counter()
+        self.last_timings = {"denoise_s": t1 - t0, "decode_s": t2 - t1, "frames": frames.shape[0]}
+        return frames

@@ -1,0 +1,91 @@
+"""interworld's own checkpoint layout: a folder with `config.json` and `model.safetensors`.
+
+Tensors are stored with a prefix per part (`dit.`, `vae.`, `text.`). Files are written
+to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+Loading names every missing, unexpected or misshapen key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+from interworld.config import ModelConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: str | Path, cfg: ModelConfig, parts: dict[str, nn.Module | dict], extra: dict | None = None) -> Path:
+    """parts: {"dit": module, "vae": module, ...}; extra: JSON-able metadata (step, metrics...)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for prefix, part in parts.items():
+        sd = part.state_dict() if isinstance(part, nn.Module) else part
+        for k, v in sd.items():
+            tensors[f"{prefix}.{k}"] = v.detach().to("cpu").contiguous()
+    tmp = path / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "interworld", "parts": ",".join(parts)})
+    os.replace(tmp, path / WEIGHTS)
+    meta = {"model": cfg.to_dict(), **(extra or {})}
+    atomic_write_bytes(path / CONFIG, json.dumps(meta, indent=2).encode())
+    return path
+
+
+def read_config(path: str | Path) -> tuple[ModelConfig, dict]:
+    path = Path(path)
+    f = path / CONFIG
+    if not f.is_file():
+        raise CheckpointError(f"{str(path)!r} is not an interworld checkpoint: no {CONFIG} in it")
+    meta = json.loads(f.read_text())
+    if "model" not in meta:
+        raise CheckpointError(f"{f} has no 'model' section")
+    return ModelConfig.from_dict(meta.pop("model")), meta
+
+
+def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    f = Path(path) / WEIGHTS
+    if not f.is_file():
+        raise CheckpointError(f"no {WEIGHTS} in {str(path)!r}")
+    return load_file(str(f), device=str(device))
+
+
+def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, where: str = "checkpoint") -> None:
+    """Load `prefix.*` tensors into module; raise naming every key that does not fit."""
+    sd = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    own = module.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(sd) & set(own) if sd[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        def few(xs):
+            return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys: {few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys: {few(unexpected)}")
+        if shapes:
+            parts.append(f"misshapen {len(shapes)} keys: {few(shapes)}")
+        raise CheckpointError(f"{where} does not fit the '{prefix}' model: " + "; ".join(parts))
+    module.load_state_dict(sd, strict=True)
