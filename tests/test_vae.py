@@ -54,7 +54,7 @@ def test_streaming_decode_equals_whole_decode(name, splits):
     assert (streamed - whole).abs().max() < 1e-5
     dec.reset()
     with torch.no_grad():
-        assert torch.equal(dec.decode(z), whole)  # after reset, a fresh stream
+        assert (dec.decode(z) - whole).abs().max() < 1e-5  # after reset, a fresh stream
 
 
 def test_causality():

@@ -133,7 +133,8 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
     img = (torch.rand(cfg.height, cfg.width, 3, generator=g) * 255).to(torch.uint8).numpy()
     t0 = time.perf_counter()
     world.reset(img, "a corridor in a castle")
-    text_s = world.last_timings.get("text_s", 0.0)
+    # None: a full preset without a umT5 folder runs on zero text states (nothing to time)
+    text_s = world.last_timings.get("text_s") if world.text_encoder is not None else None
     gen = world.gen
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     # causal: fill the cache to its steady size before measuring
@@ -202,7 +203,7 @@ def render(r: BenchResult):
     t.add_column("stage")
     t.add_column("median s / iteration", justify="right")
     for k, v in r.stages.items():
-        t.add_row(k, f"{v:.4f}")
+        t.add_row(k, "n/a (no text encoder weights)" if v is None else f"{v:.4f}")
     t.add_section()
     t.add_row("iteration (decode included)", f"{r.iter_s:.4f}")
     t.add_row(f"frames per iteration ({r.new_latents} latents, context {r.context_latents})", str(r.frames_per_iter))

@@ -126,7 +126,8 @@ class World:
         if cfg.text_encoder != "builtin" and text_encoder_path:
             text = UMT5TextEncoder(text_encoder_path, cfg.text_len, device)
         dit = dit.to(device, dtype).eval()
-        vae = vae.to(device).eval()  # the VAE stays float32: it is small and precision-sensitive
+        # on the CPU the VAE stays float32; on a GPU it runs in the DiT's precision for speed
+        vae = vae.to(device, dtype if torch.device(device).type == "cuda" else torch.float32).eval()
         if isinstance(text, torch.nn.Module):
             text = text.to(device).eval()
         return cls(cfg, dit, vae, text, device, dtype, **kw)
@@ -155,7 +156,7 @@ class World:
             raise ValueError(f"height and width must be multiples of {s} for this model, got {h}x{w}")
         t0 = time.perf_counter()
         x = load_image(image, h, w).to(self.device)
-        z0 = self.vae.normalize(self.vae.encode(x))
+        z0 = self.vae.normalize(self.vae.encode(x.to(next(self.vae.parameters()).dtype)).float())
         t1 = time.perf_counter()
         ctx = self.encode_prompt(prompt)
         text_s = time.perf_counter() - t1

@@ -208,7 +208,11 @@ class WanDiT(nn.Module):
         e = self.time_embedding(sinusoidal_embedding(cfg.freq_dim, t).to(self.time_embedding[0].weight.dtype)).float()
         e0 = self.time_projection(e.to(self.time_projection[1].weight.dtype)).float().unflatten(-1, (6, -1))
         ctx = context if text_embedded else self.embed_text(context)
-        cos, sin = rope_3d(step.frame_pos.to(x.device), gh, gw, cfg.head_dim, cfg.num_heads, cfg.rope_theta, cfg.rope_sigma)
+        for name in ("frame_pos", "mask", "action_mask", "keyboard", "mouse"):  # callers may build these on the CPU
+            val = getattr(step, name)
+            if val is not None:
+                setattr(step, name, val.to(x.device))
+        cos, sin = rope_3d(step.frame_pos, gh, gw, cfg.head_dim, cfg.num_heads, cfg.rope_theta, cfg.rope_sigma)
         step.camera = self.embed_camera(plucker) if (plucker is not None and cfg.camera) else None
         kvs = []
         for i, block in enumerate(self.blocks):

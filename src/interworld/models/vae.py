@@ -260,4 +260,6 @@ class StreamDecoder:
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae._decode(z, self.state)
+        """One latent frame at a time (as Wan does): memory stays that of a single frame."""
+        dt = self.vae.conv2.weight.dtype
+        return torch.cat([self.vae._decode(z[:, :, i:i + 1].to(dt), self.state) for i in range(z.shape[2])], 2).float()
