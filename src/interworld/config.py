@@ -68,8 +68,8 @@ class Kinematics:
     strafe_step: float = 8.0  # map units per video frame for A/D
     deg_per_mouse_x: float = 1.0  # degrees of yaw per mouse unit (positive dx turns right)
     deg_per_mouse_y: float = 1.0  # degrees of pitch per mouse unit (positive dy looks down)
-    pitch_min: float = -32.0
-    pitch_max: float = 56.0
+    pitch_min: float = -56.0  # ViZDoom lets the view go 56 degrees down and 32 up
+    pitch_max: float = 32.0
     fov: float = 90.0  # horizontal field of view, degrees
 
 
@@ -114,7 +114,7 @@ class ModelConfig:
     # --- data ---
     height: int = 704
     width: int = 1280
-    fps: int = 40
+    fps: float = 40
     text_encoder: str = "umt5-xxl"  # or "builtin"
     builtin_text_layers: int = 2
     vae: VAEConfig = field(default_factory=VAEConfig)
