@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["generate", "bench", "info", "record"]  # module names under interworld.cli
+COMMANDS = ["generate", "record", "train", "bench", "info"]  # module names under interworld.cli
 
 
 class UsageError(Exception):

@@ -75,8 +75,8 @@ class ClipDataset:
             if len(s) >= length and (size is None or s.frames.shape[1:3] == tuple(size)):
                 self.shards.append(s)
         if not self.shards:
-            raise ValueError(f"no shards of at least {length} frames{' for ' + ', '.join(maps) if maps else ''} "
-                             f"in {str(folder)!r}")
+            which = f" on the {len(maps)} requested maps" if maps else ""
+            raise ValueError(f"no shards of at least {length} frames{which} in {str(folder)!r}")
         self.weights = [len(s) - length + 1 for s in self.shards]
         self.rng = random.Random(seed)
 

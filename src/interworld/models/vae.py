@@ -221,6 +221,12 @@ class CausalVAE(nn.Module):
         eps = torch.randn(mu.shape, generator=generator).to(mu) if generator is not None else torch.randn_like(mu)
         return mu + (0.5 * logvar).exp() * eps
 
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: (reconstruction from a sampled latent, mean, log-variance)."""
+        mu, logvar = self.encode_dist(video)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        return self._decode(z, None), mu, logvar
+
     @staticmethod
     def kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()

@@ -1,0 +1,67 @@
+"""`interworld train vae|world`: resumable training on recorded shards, one GPU or several."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = """Train the VAE, then the world model, on shards from `interworld record`.
+
+  interworld train vae   --data data/doom --out runs/vae   --steps 4000 --batch 16
+  interworld train world --data data/doom --out runs/world --init runs/vae --steps 20000 --batch 16
+
+Several GPUs: torchrun --nproc_per_node 2 -m interworld.cli.main train world ...
+Runs resume: start the same command on the same --out and it continues from the last
+checkpoint (weights, optimizer state, step). --time-limit checkpoints before a lease ends.
+Logs: OUT/log.jsonl (and OUT/tb for TensorBoard when it is installed). Training uses the
+training maps only; validation metrics come from the validation maps (docs/DATA.md)."""
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", help="train the VAE or the world model", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=["vae", "world"], help="what to train")
+    p.add_argument("--data", required=True, help="folder of shards (interworld record)")
+    p.add_argument("--out", required=True, help="run folder: checkpoint, optimizer state, logs")
+    p.add_argument("--preset", default="small", help="model preset for a new run (default: small)")
+    p.add_argument("--init", help="checkpoint to start from (world: a trained VAE or world checkpoint)")
+    p.add_argument("--steps", type=int, default=4000, help="total optimizer steps (default 4000)")
+    p.add_argument("--batch", type=int, default=8, help="clips per step and GPU (default 8)")
+    p.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (default 2e-4)")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up steps (default 100)")
+    p.add_argument("--latents", type=int, default=8, help="latent frames per clip (default 8: 29 video frames)")
+    p.add_argument("--scheme", choices=["segment", "causal"], help="attention scheme (default: the preset's)")
+    p.add_argument("--time-limit", type=float, help="wall-clock seconds; checkpoint and stop before they run out")
+    p.add_argument("--val-every", type=int, default=500, help="validate every N steps (default 500)")
+    p.add_argument("--ckpt-every", type=int, default=1000, help="checkpoint every N steps (default 1000)")
+    p.add_argument("--log-every", type=int, default=20, help="log every N steps (default 20)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from interworld.cli.main import UsageError
+    from interworld.data.shards import list_shards
+    from interworld.train.fit import FitArgs, fit
+
+    if not Path(args.data).is_dir() or not list_shards(args.data):
+        raise UsageError(f"no shards in {args.data!r}: record some with `interworld record`")
+    if args.kind == "world" and not args.init and not (Path(args.out) / "config.json").is_file():
+        raise UsageError("world training needs --init with a trained VAE (interworld train vae)")
+    fa = FitArgs(kind=args.kind, data=args.data, out=args.out, preset=args.preset, init=args.init, steps=args.steps,
+                 batch=args.batch, lr=args.lr, warmup=args.warmup, latents=args.latents, time_limit=args.time_limit,
+                 log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
+                 scheme=args.scheme, seed=args.seed)
+    try:
+        with Progress(TextColumn(f"[bold]train {args.kind}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), disable=args.quiet) as bar:
+            task = bar.add_task("steps", total=args.steps, loss="")
+            out = fit(fa, progress=lambda s, n, m: bar.update(task, completed=s, loss=f"{m.get('loss', 0):.4f}"))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"checkpoint in {out}")
+    return 0

@@ -1,0 +1,150 @@
+"""What every training job shares: devices and torchrun, logs, resumable checkpoints.
+
+GPU time comes in short leases, so every job takes a wall-clock budget, checkpoints
+before it runs out, and resumes from the last checkpoint (weights, optimizer state,
+step, RNG) when started again on the same folder. Optimizer state is stored with
+safetensors too (never pickle), keyed by parameter name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+
+# ------------------------------------------------------------------------ distributed
+def setup_distributed(device: str | None = None) -> tuple[torch.device, int, int]:
+    """(device, rank, world size); under torchrun, one process per GPU with NCCL."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+            dist.init_process_group("nccl")
+            return torch.device("cuda", local), rank, world
+        dist.init_process_group("gloo")
+        return torch.device("cpu"), rank, world
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return dev, 0, 1
+
+
+def is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized():
+        x = x.detach().clone()
+        dist.all_reduce(x)
+        x /= dist.get_world_size()
+    return x
+
+
+# ------------------------------------------------------------------------ logging
+class Logger:
+    """JSON lines in `run_dir/log.jsonl`, and TensorBoard when it is installed."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "log.jsonl"
+        self.tb = None
+        if is_main():
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            except Exception:  # tensorboard is optional
+                self.tb = None
+
+    def log(self, step: int, **metrics) -> None:
+        if not is_main():
+            return
+        rec = {"step": step, "time": time.time(), **{k: float(v) for k, v in metrics.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self.tb is not None:
+            for k, v in metrics.items():
+                self.tb.add_scalar(k, float(v), step)
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    p = Path(run_dir) / "log.jsonl"
+    return [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
+
+
+# ------------------------------------------------------------------------ optimizer state
+def optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, torch.Tensor]:
+    """Flatten an optimizer's per-parameter state into named tensors."""
+    out = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                t = v if torch.is_tensor(v) else torch.tensor(float(v))
+                out[f"{names[id(p)]}::{k}"] = t.detach().cpu().contiguous()
+    return out
+
+
+def load_optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str], tensors: dict[str, torch.Tensor]) -> None:
+    for group in opt.param_groups:
+        for p in group["params"]:
+            prefix = names[id(p)] + "::"
+            st = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if st:
+                opt.state[p] = {k: (v.to(p.device) if v.dim() > 0 else v.clone()) for k, v in st.items()}
+
+
+def param_names(modules: dict[str, nn.Module]) -> dict[int, str]:
+    return {id(p): f"{prefix}.{n}" for prefix, m in modules.items() for n, p in m.named_parameters()}
+
+
+def save_training_state(run_dir: Path, step: int, opt: torch.optim.Optimizer, names: dict[int, str],
+                        extra: dict | None = None) -> None:
+    """optimizer.safetensors + state.json, each written to a temp name and renamed."""
+    run_dir = Path(run_dir)
+    tmp = run_dir / "optimizer.safetensors.tmp"
+    save_file(optimizer_tensors(opt, names), str(tmp))
+    os.replace(tmp, run_dir / "optimizer.safetensors")
+    state = {"step": step, **(extra or {})}
+    tmp = run_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, run_dir / "state.json")
+
+
+def load_training_state(run_dir: Path) -> dict | None:
+    p = Path(run_dir) / "state.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def load_optimizer(run_dir: Path, opt: torch.optim.Optimizer, names: dict[int, str]) -> None:
+    p = Path(run_dir) / "optimizer.safetensors"
+    if p.exists():
+        load_optimizer_tensors(opt, names, load_file(str(p)))
+
+
+class Budget:
+    """A wall-clock budget: `done()` once `seconds` minus a safety margin have passed."""
+
+    def __init__(self, seconds: float | None, margin: float = 20.0):
+        self.t0, self.seconds, self.margin = time.time(), seconds, margin
+
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+    def done(self) -> bool:
+        return self.seconds is not None and self.elapsed() > self.seconds - self.margin
+
+
+def cosine_lr(step: int, base: float, warmup: int, total: int, floor: float = 0.1) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    if total <= warmup:
+        return base
+    p = min(1.0, (step - warmup) / (total - warmup))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))

@@ -1,0 +1,180 @@
+"""The training loop shared by `interworld train vae` and `interworld train world`.
+
+One process per GPU under torchrun (DDP), bf16 autocast on GPUs, AdamW with warm-up and
+cosine decay, JSON-lines logs (and TensorBoard if installed), validation on the
+validation maps, and checkpoints that a later run resumes from: the weights in
+interworld's checkpoint layout plus the optimizer state and step, all safetensors,
+written before a wall-clock budget runs out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from interworld.config import ModelConfig, get_preset
+from interworld.data.maps import TRAIN, VAL
+from interworld.data.shards import ClipDataset
+from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
+from interworld.models.dit import build_dit
+from interworld.models.text import BuiltinTextEncoder
+from interworld.models.vae import CausalVAE
+from interworld.train import common
+from interworld.train.vae import reconstruction_psnr, set_latent_stats, vae_loss
+from interworld.train.world import DEFAULT_PROMPT, WorldBatch, teacher_forced_prediction, world_loss
+
+
+@dataclass
+class FitArgs:
+    kind: str  # "vae" or "world"
+    data: str
+    out: str
+    preset: str = "small"
+    init: str | None = None  # checkpoint to start from (world: its VAE is used and frozen)
+    steps: int = 1000
+    batch: int = 8
+    lr: float = 2e-4
+    warmup: int = 100
+    latents: int = 8  # latent frames per training clip
+    time_limit: float | None = None  # seconds of wall clock for this run
+    log_every: int = 20
+    val_every: int = 500
+    ckpt_every: int = 1000
+    device: str | None = None
+    scheme: str | None = None
+    seed: int = 0
+    quiet: bool = False
+
+
+def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: str, device) -> dict:
+    from interworld.train.vae import psnr
+
+    b = val.fixed(8, seed=1)
+    batch = WorldBatch(b["frames"], b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * len(b["maps"]))
+    f = 1 + (b["frames"].shape[1] - 1) // cfg.vae.temporal
+    pred, real = teacher_forced_prediction(dit, vae, text, batch, cfg, scheme, device, context_latents=f - 1,
+                                           steps=cfg.steps)
+    last_ctx = batch.frames[:, -cfg.vae.temporal - 1].to(device)  # the last real frame before the predicted ones
+    repeat = last_ctx.permute(0, 3, 1, 2)[:, :, None].float().div(127.5).sub(1).expand_as(real)
+    return {"val_next_chunk_psnr": psnr(pred, real), "val_repeat_last_psnr": psnr(repeat, real)}
+
+
+def fit(a: FitArgs, progress=None) -> Path:
+    device, rank, world = common.setup_distributed(a.device)
+    torch.manual_seed(a.seed + rank)
+    run = Path(a.out)
+    run.mkdir(parents=True, exist_ok=True)
+    resume = (run / "config.json").is_file()
+    src = run if resume else (Path(a.init) if a.init else None)
+    cfg = read_config(src)[0] if src is not None else get_preset(a.preset)
+    scheme = a.scheme or cfg.scheme
+    tensors = load_tensors(src) if src is not None else {}
+
+    vae = CausalVAE(cfg.vae).to(device)
+    if any(k.startswith("vae.") for k in tensors):
+        load_into(vae, tensors, "vae", str(src))
+    modules: dict[str, torch.nn.Module] = {"vae": vae}
+    if a.kind == "world":
+        if not any(k.startswith("vae.") for k in tensors):
+            raise ValueError("world training needs a trained VAE: pass --init with a VAE or world checkpoint")
+        dit = build_dit(cfg).to(device)
+        text = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers).to(device)
+        if any(k.startswith("dit.") for k in tensors):
+            load_into(dit, tensors, "dit", str(src))
+            load_into(text, tensors, "text", str(src))
+        vae.requires_grad_(False).eval()
+        modules.update(dit=dit, text=text)
+        trainable = {"dit": dit, "text": text}
+    else:
+        trainable = {"vae": vae}
+    names = common.param_names(trainable)
+    params = [p for m in trainable.values() for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    state = common.load_training_state(run) if resume else None
+    step = state["step"] if state else 0
+    if resume:
+        common.load_optimizer(run, opt, names)
+    wrapped = {k: (DDP(m, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else m)
+               for k, m in trainable.items()}
+
+    T = 1 + (a.latents - 1) * cfg.vae.temporal
+    data = ClipDataset(a.data, T, maps=list(TRAIN), seed=a.seed * 1000 + rank + step)
+    try:
+        val = ClipDataset(a.data, 1 + 3 * cfg.vae.temporal, maps=list(VAL), seed=0)
+    except ValueError:
+        val = None
+    log = common.Logger(run)
+    budget = common.Budget(a.time_limit)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    if common.is_main() and not resume:
+        log.log(step, train_frames=data.frames, val_frames=val.frames if val else 0, world_size=world)
+    t_log, last = time.time(), {}
+
+    def checkpoint(extra=None):
+        if common.is_main():
+            parts = {"vae": vae} if a.kind == "vae" else {"dit": modules["dit"], "vae": vae, "text": modules["text"]}
+            save_checkpoint(run, cfg, parts, extra={"kind": a.kind, "step": step, **(extra or {})})
+            common.save_training_state(run, step, opt, names)
+
+    def validate():
+        if val is None or not common.is_main():
+            return {}
+        for m in trainable.values():
+            m.eval()
+        if a.kind == "vae":
+            b = val.fixed(8, seed=1)
+            metrics = {"val_recon_psnr": reconstruction_psnr(vae, b["frames"], device)}
+        else:
+            metrics = _val_psnr_world(modules["dit"], vae, modules["text"], val, cfg, scheme, device)
+        for m in trainable.values():
+            m.train()
+        log.log(step, **metrics)
+        return metrics
+
+    for m in trainable.values():
+        m.train()
+    while step < a.steps and not budget.done():
+        b = data.sample(a.batch)
+        for g in opt.param_groups:
+            g["lr"] = common.cosine_lr(step, a.lr, a.warmup, a.steps)
+        with amp:
+            if a.kind == "vae":
+                loss, metrics = vae_loss(wrapped["vae"], b["frames"], device)
+            else:
+                batch = WorldBatch(b["frames"], b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * a.batch)
+                loss, metrics = world_loss(wrapped["dit"], vae, wrapped["text"], batch, cfg, scheme, device)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if not math.isfinite(float(gn)):
+            opt.zero_grad(set_to_none=True)  # skip a step with overflowed gradients rather than poison the weights
+        else:
+            opt.step()
+        step += 1
+        last = metrics
+        if step % a.log_every == 0:
+            dt = time.time() - t_log
+            t_log = time.time()
+            loss_avg = float(common.all_reduce_mean(torch.tensor(metrics["loss"], device=device)))
+            log.log(step, **{**metrics, "loss": loss_avg, "grad_norm": float(gn), "lr": opt.param_groups[0]["lr"],
+                             "steps_per_s": a.log_every / dt})
+        if progress and common.is_main():
+            progress(step, a.steps, last)
+        if step % a.val_every == 0:
+            validate()
+        if step % a.ckpt_every == 0:
+            checkpoint()
+    if a.kind == "vae":  # the DiT trains on unit-scale latents
+        set_latent_stats(vae, data.fixed(16, seed=2)["frames"], device)
+    final = validate()
+    checkpoint({**final, "elapsed_s": budget.elapsed()})
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return run

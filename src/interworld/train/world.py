@@ -1,0 +1,150 @@
+"""Training the world model (the teacher) with per-frame noise levels: diffusion forcing.
+
+Every latent frame of a clip gets its own timestep, so one network learns to denoise
+whole clips (the bidirectional teacher) and to continue from clean context (causal
+generation). A share of batches is laid out exactly as inference sees it: the image
+latent, or a clean prefix of chunks, at timestep 0 and the rest noisy. The loss covers
+the noisy frames only. In the `causal` scheme the block-causal mask of the generator is
+used, so training and streaming compute the same function.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from interworld.config import ModelConfig
+from interworld.diffusion.flow import add_noise, flow_matching_loss, sample_train_timesteps
+from interworld.engine.generator import causal_frame_mask, chunk_action_mask
+from interworld.models.action import action_windows
+from interworld.models.camera import latent_plucker, previous_refs
+from interworld.models.dit import Step
+
+DEFAULT_PROMPT = "a first-person walk through a freedoom level"
+
+
+@dataclass
+class WorldBatch:
+    """A batch of clips. frames [B, T, H, W, 3] uint8; keys [B, T, K]; mouse [B, T, 2];
+    pose [B, T, 5]; keys/mouse at frame j are the action that led to frame j (zero at j=0)."""
+
+    frames: torch.Tensor
+    keys: torch.Tensor
+    mouse: torch.Tensor
+    pose: torch.Tensor
+    prompts: list[str]
+
+
+def to_video(frames: torch.Tensor) -> torch.Tensor:
+    """[B, T, H, W, 3] uint8 -> [B, 3, T, H, W] in [-1, 1]."""
+    return frames.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_image: float = 0.5,
+                     p_prefix: float = 0.3, generator=None) -> torch.Tensor:
+    """Per-frame timesteps: diffusion forcing, plus inference-like layouts.
+
+    - p_image: frame 0 (the start image) clean, as every stream begins;
+    - p_prefix: a clean prefix of whole chunks and one shared noise level after it,
+      as in streaming (causal) or a segment with past context (segment).
+    """
+    t = sample_train_timesteps(b, f, per_frame=True, shift=cfg.shift, generator=generator).to(device)
+    for i in range(b):
+        r = random.random()
+        if r < p_prefix and f > 1:
+            if scheme == "causal":
+                n_chunks = (f - 1) // cfg.chunk_latents
+                start = 1 + random.randrange(n_chunks) * cfg.chunk_latents if n_chunks else 1
+            else:
+                start = random.randrange(1, f)
+            shared = sample_train_timesteps(1, 1, per_frame=False, shift=cfg.shift, generator=generator)
+            t[i, :start] = 0
+            t[i, start:] = float(shared.flatten()[0])
+        elif r < p_prefix + p_image:
+            t[i, 0] = 0
+    return t
+
+
+def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
+               generator=None) -> tuple[torch.Tensor, dict]:
+    video = to_video(batch.frames.to(device))
+    with torch.no_grad():
+        z = vae.normalize(vae.encode(video)).float()  # [B, C, F, h, w]
+    b, _, f, h, w = z.shape
+    T, tr = batch.frames.shape[1], cfg.vae.temporal
+    ids = torch.arange(f)
+    kb = ms = None
+    if cfg.action is not None:
+        kb = action_windows(batch.keys.float(), ids, tr, cfg.action.windows).to(device)
+        ms = action_windows(batch.mouse.float(), ids, tr, cfg.action.windows).to(device)
+    pl = None
+    if cfg.camera:
+        lat_pose = batch.pose[:, ::tr][:, :f]
+        H, W = batch.frames.shape[2:4]
+        pl = torch.stack([latent_plucker(p, previous_refs(p), H, W, cfg.vae.spatial, cfg.kinematics)
+                          for p in lat_pose.to(device)])
+    t = layout_timesteps(b, f, cfg, scheme, device, generator=generator)
+    noise = torch.randn(z.shape, generator=generator).to(device) if generator is not None else torch.randn_like(z)
+    xt = add_noise(z, noise, t)
+    mask = amask = None
+    if scheme == "causal":
+        s = cfg.tokens_per_frame(batch.frames.shape[2], batch.frames.shape[3])
+        fm = causal_frame_mask(f, cfg.chunk_latents, cfg.sink_latents, cfg.window_latents, 1).to(device)
+        mask = fm.repeat_interleave(s, 0).repeat_interleave(s, 1)
+        amask = chunk_action_mask(f, cfg.chunk_latents, 1).to(device)
+    ctx = text_encoder(batch.prompts) if text_encoder is not None else torch.zeros(b, 1, cfg.text_dim, device=device)
+    step = Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask)
+    v, _ = dit(xt, t, ctx, step, plucker=pl)
+    loss = flow_matching_loss(v, z, noise, mask=t > 0)
+    return loss, {"loss": float(loss.detach()), "t_mean": float(t.mean())}
+
+
+@torch.no_grad()
+def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
+                              context_latents: int, steps: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-chunk prediction with real context: encode the clip, keep the first
+    `context_latents` latent frames clean, sample the rest; returns (predicted video,
+    real video) of the predicted frames, both [B, 3, T', H, W] in [-1, 1]."""
+    from interworld.diffusion.flow import timesteps
+    from interworld.diffusion.samplers import sample
+
+    video = to_video(batch.frames.to(device))
+    z = vae.normalize(vae.encode(video)).float()
+    b, _, f, h, w = z.shape
+    tr = cfg.vae.temporal
+    ids = torch.arange(f)
+    kb = ms = None
+    if cfg.action is not None:
+        kb = action_windows(batch.keys.float(), ids, tr, cfg.action.windows).to(device)
+        ms = action_windows(batch.mouse.float(), ids, tr, cfg.action.windows).to(device)
+    pl = None
+    if cfg.camera:
+        H, W = batch.frames.shape[2:4]
+        pl = torch.stack([latent_plucker(p, previous_refs(p), H, W, cfg.vae.spatial, cfg.kinematics)
+                          for p in batch.pose[:, ::tr][:, :f].to(device)])
+    mask = amask = None
+    if scheme == "causal":
+        s = cfg.tokens_per_frame(batch.frames.shape[2], batch.frames.shape[3])
+        fm = causal_frame_mask(f, f - context_latents, cfg.sink_latents, cfg.window_latents, context_latents)
+        mask = fm.to(device).repeat_interleave(s, 0).repeat_interleave(s, 1)
+        amask = chunk_action_mask(f, f - context_latents, context_latents).to(device)
+    ctx = text_encoder(batch.prompts) if text_encoder is not None else torch.zeros(b, 1, cfg.text_dim, device=device)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, z.shape[1], f - context_latents, h, w, generator=g).to(device)
+    c = context_latents
+
+    def denoise(xn, tv):
+        full = torch.cat([z[:, :, :c], xn], 2)
+        tt = torch.zeros(b, f, device=device)
+        tt[:, c:] = float(tv)
+        v, _ = dit(full, tt, ctx, Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask),
+                   plucker=pl)
+        return v[:, :, c:]
+
+    pred = sample(cfg.sampler, denoise, x, timesteps(steps, cfg.shift))
+    full = torch.cat([z[:, :, :c], pred], 2)
+    out = vae.decode(vae.denormalize(full))
+    first = 1 + (c - 1) * tr  # video frames covered by the context latents
+    return out[:, :, first:], video[:, :, first:]
