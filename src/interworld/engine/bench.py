@@ -131,7 +131,6 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
     world = World.from_config(cfg, device=device, dtype=dtype, scheme=scheme, steps=steps, memory=memory)
     g = torch.Generator().manual_seed(0)
     img = (torch.rand(cfg.height, cfg.width, 3, generator=g) * 255).to(torch.uint8).numpy()
-    t0 = time.perf_counter()
     world.reset(img, "a corridor in a castle")
     # None: a full preset without a umT5 folder runs on zero text states (nothing to time)
     text_s = world.last_timings.get("text_s") if world.text_encoder is not None else None

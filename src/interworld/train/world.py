@@ -67,52 +67,15 @@ def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_im
     return t
 
 
-def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
-               generator=None) -> tuple[torch.Tensor, dict]:
-    video = to_video(batch.frames.to(device))
+def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBatch, scheme: str, device,
+                         chunk: int, first_chunk: int):
+    """Latents of a clip and everything the DiT is conditioned on, laid out as the generator
+    does: action windows, frame-to-frame Plucker rays, the scheme's masks, text states.
+    Returns (z [B, C, F, h, w], Step, plucker, text context)."""
+    cfg = dit_cfg
     with torch.no_grad():
-        z = vae.normalize(vae.encode(video)).float()  # [B, C, F, h, w]
-    b, _, f, h, w = z.shape
-    T, tr = batch.frames.shape[1], cfg.vae.temporal
-    ids = torch.arange(f)
-    kb = ms = None
-    if cfg.action is not None:
-        kb = action_windows(batch.keys.float(), ids, tr, cfg.action.windows).to(device)
-        ms = action_windows(batch.mouse.float(), ids, tr, cfg.action.windows).to(device)
-    pl = None
-    if cfg.camera:
-        lat_pose = batch.pose[:, ::tr][:, :f]
-        H, W = batch.frames.shape[2:4]
-        pl = torch.stack([latent_plucker(p, previous_refs(p), H, W, cfg.vae.spatial, cfg.kinematics)
-                          for p in lat_pose.to(device)])
-    t = layout_timesteps(b, f, cfg, scheme, device, generator=generator)
-    noise = torch.randn(z.shape, generator=generator).to(device) if generator is not None else torch.randn_like(z)
-    xt = add_noise(z, noise, t)
-    mask = amask = None
-    if scheme == "causal":
-        s = cfg.tokens_per_frame(batch.frames.shape[2], batch.frames.shape[3])
-        fm = causal_frame_mask(f, cfg.chunk_latents, cfg.sink_latents, cfg.window_latents, 1).to(device)
-        mask = fm.repeat_interleave(s, 0).repeat_interleave(s, 1)
-        amask = chunk_action_mask(f, cfg.chunk_latents, 1).to(device)
-    ctx = text_encoder(batch.prompts) if text_encoder is not None else torch.zeros(b, 1, cfg.text_dim, device=device)
-    step = Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask)
-    v, _ = dit(xt, t, ctx, step, plucker=pl)
-    loss = flow_matching_loss(v, z, noise, mask=t > 0)
-    return loss, {"loss": float(loss.detach()), "t_mean": float(t.mean())}
-
-
-@torch.no_grad()
-def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
-                              context_latents: int, steps: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-chunk prediction with real context: encode the clip, keep the first
-    `context_latents` latent frames clean, sample the rest; returns (predicted video,
-    real video) of the predicted frames, both [B, 3, T', H, W] in [-1, 1]."""
-    from interworld.diffusion.flow import timesteps
-    from interworld.diffusion.samplers import sample
-
-    video = to_video(batch.frames.to(device))
-    z = vae.normalize(vae.encode(video)).float()
-    b, _, f, h, w = z.shape
+        z = vae.normalize(vae.encode(to_video(batch.frames.to(device)))).float()
+    b, f = z.shape[0], z.shape[2]
     tr = cfg.vae.temporal
     ids = torch.arange(f)
     kb = ms = None
@@ -127,10 +90,40 @@ def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: Mo
     mask = amask = None
     if scheme == "causal":
         s = cfg.tokens_per_frame(batch.frames.shape[2], batch.frames.shape[3])
-        fm = causal_frame_mask(f, f - context_latents, cfg.sink_latents, cfg.window_latents, context_latents)
-        mask = fm.to(device).repeat_interleave(s, 0).repeat_interleave(s, 1)
-        amask = chunk_action_mask(f, f - context_latents, context_latents).to(device)
+        fm = causal_frame_mask(f, chunk, cfg.sink_latents, cfg.window_latents, first_chunk).to(device)
+        mask = fm.repeat_interleave(s, 0).repeat_interleave(s, 1)
+        amask = chunk_action_mask(f, chunk, first_chunk).to(device)
     ctx = text_encoder(batch.prompts) if text_encoder is not None else torch.zeros(b, 1, cfg.text_dim, device=device)
+    step = Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask)
+    return z, step, pl, ctx
+
+
+def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
+               generator=None) -> tuple[torch.Tensor, dict]:
+    z, step, pl, ctx = encode_and_condition(cfg, vae, text_encoder, batch, scheme, device, cfg.chunk_latents, 1)
+    b, f = z.shape[0], z.shape[2]
+    t = layout_timesteps(b, f, cfg, scheme, device, generator=generator)
+    noise = torch.randn(z.shape, generator=generator).to(device) if generator is not None else torch.randn_like(z)
+    v, _ = dit(add_noise(z, noise, t), t, ctx, step, plucker=pl)
+    loss = flow_matching_loss(v, z, noise, mask=t > 0)
+    return loss, {"loss": float(loss.detach()), "t_mean": float(t.mean())}
+
+
+@torch.no_grad()
+def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
+                              context_latents: int, steps: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-chunk prediction with real context: encode the clip, keep the first
+    `context_latents` latent frames clean, sample the rest; returns (predicted video,
+    real video) of the predicted frames, both [B, 3, T', H, W] in [-1, 1]."""
+    from interworld.diffusion.flow import timesteps
+    from interworld.diffusion.samplers import sample
+
+    f_all = 1 + (batch.frames.shape[1] - 1) // cfg.vae.temporal
+    z, step, pl, ctx = encode_and_condition(cfg, vae, text_encoder, batch, scheme, device,
+                                            f_all - context_latents, context_latents)
+    video = to_video(batch.frames.to(device))
+    b, _, f, h, w = z.shape
+    tr = cfg.vae.temporal
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, z.shape[1], f - context_latents, h, w, generator=g).to(device)
     c = context_latents
@@ -139,8 +132,7 @@ def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: Mo
         full = torch.cat([z[:, :, :c], xn], 2)
         tt = torch.zeros(b, f, device=device)
         tt[:, c:] = float(tv)
-        v, _ = dit(full, tt, ctx, Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask),
-                   plucker=pl)
+        v, _ = dit(full, tt, ctx, step, plucker=pl)
         return v[:, :, c:]
 
     pred = sample(cfg.sampler, denoise, x, timesteps(steps, cfg.shift))
