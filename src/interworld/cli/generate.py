@@ -29,6 +29,8 @@ def add_parser(sub):
     src.add_argument("--checkpoint", help="checkpoint folder (config.json + model.safetensors)")
     src.add_argument("--preset", default="small", help="preset name when no checkpoint is given (default: small)")
     p.add_argument("--random-init", action="store_true", help="random weights (smoke runs without a checkpoint)")
+    p.add_argument("--text-encoder", help="folder of a umT5 encoder + tokenizer in the transformers layout, for the "
+                                         "full presets (the small models have a built-in encoder)")
     p.add_argument("--scheme", choices=["segment", "causal"], help="attention scheme (default: the model's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same video")
@@ -66,7 +68,8 @@ def run(args) -> int:
         raise UsageError(str(e)) from None
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     world = World.from_pretrained(args.checkpoint or args.preset, device=args.device, dtype=dtype,
-                                  random_init=args.random_init, scheme=args.scheme, steps=args.steps,
+                                  random_init=args.random_init, text_encoder_path=args.text_encoder,
+                                  scheme=args.scheme, steps=args.steps,
                                   memory=not args.no_memory)
     try:
         first = world.reset(args.image, args.prompt, seed=args.seed, height=args.height, width=args.width)
