@@ -54,13 +54,27 @@ def cam_to_world(pose: torch.Tensor, position_scale: float = 1.0) -> torch.Tenso
     return m
 
 
+def rigid_inverse(m: torch.Tensor) -> torch.Tensor:
+    """Inverse of rigid 4x4 transforms, [R t; 0 1] -> [R^T -R^T t; 0 1] (no solver, no GPU sync)."""
+    out = torch.zeros_like(m)
+    rt = m[..., :3, :3].transpose(-1, -2)
+    out[..., :3, :3] = rt
+    out[..., :3, 3] = -(rt @ m[..., :3, 3:4])[..., 0]
+    out[..., 3, 3] = 1
+    return out
+
+
 def plucker_rays(poses: torch.Tensor, refs: torch.Tensor, height: int, width: int, fov: float,
                  position_scale: float = 1.0) -> torch.Tensor:
     """Plucker rays of each frame's pixels in its reference camera's frame.
 
-    poses, refs [F, 5] -> [F, 6, height, width] float32.
+    poses, refs [..., F, 5] -> [..., F, 6, height, width] float32 (leading dims batch).
     """
-    rel = torch.linalg.inv(cam_to_world(refs, position_scale)) @ cam_to_world(poses, position_scale)
+    if poses.dim() > 2:
+        lead = poses.shape[:-2]
+        out = plucker_rays(poses.reshape(-1, 5), refs.reshape(-1, 5), height, width, fov, position_scale)
+        return out.reshape(*lead, poses.shape[-2], *out.shape[1:])
+    rel = rigid_inverse(cam_to_world(refs, position_scale)) @ cam_to_world(poses, position_scale)
     f = 0.5 * width / math.tan(math.radians(fov) / 2)
     dev = poses.device
     u = (torch.arange(width, device=dev, dtype=torch.float64) + 0.5 - width / 2) / f
@@ -81,11 +95,12 @@ def fold_rays(rays: torch.Tensor, fold: int) -> torch.Tensor:
 
 def latent_plucker(poses: torch.Tensor, refs: torch.Tensor, height: int, width: int, fold: int,
                    kin: Kinematics, position_scale: float = 1.0 / 64) -> torch.Tensor:
-    """Plucker input of the DiT for F latent frames: [F, 6*fold^2, height/fold, width/fold]."""
-    return fold_rays(plucker_rays(poses, refs, height, width, kin.fov, position_scale), fold)
+    """Plucker input of the DiT for F latent frames: [..., F, 6*fold^2, height/fold, width/fold]."""
+    rays = plucker_rays(poses, refs, height, width, kin.fov, position_scale)
+    return fold_rays(rays.flatten(0, -4), fold).reshape(*rays.shape[:-3], -1, height // fold, width // fold)
 
 
 def previous_refs(poses: torch.Tensor, first_ref: torch.Tensor | None = None) -> torch.Tensor:
-    """Frame-to-frame references: each latent frame relative to the one before it."""
-    first = poses[:1] if first_ref is None else first_ref.reshape(1, POSE_DIM)
-    return torch.cat([first, poses[:-1]], dim=0)
+    """Frame-to-frame references: each latent frame relative to the one before it ([..., F, 5])."""
+    first = poses[..., :1, :] if first_ref is None else first_ref.reshape(*poses.shape[:-2], 1, POSE_DIM)
+    return torch.cat([first, poses[..., :-1, :]], dim=-2)

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from interworld.models.camera import cam_to_world
+from interworld.models.camera import cam_to_world, rigid_inverse
 
 
 def frustum_points(pose: torch.Tensor, fov: float, aspect: float, near: float, far: float, n: int = 10) -> torch.Tensor:
@@ -29,7 +29,7 @@ def frustum_points(pose: torch.Tensor, fov: float, aspect: float, near: float, f
 
 def in_view_fraction(points: torch.Tensor, poses: torch.Tensor, fov: float, aspect: float) -> torch.Tensor:
     """Fraction of `points` [P, 3] inside the field of view of each pose [N, 5] -> [N]."""
-    w2c = torch.linalg.inv(cam_to_world(poses))  # [N, 4, 4]
+    w2c = rigid_inverse(cam_to_world(poses))  # [N, 4, 4]
     ph = torch.cat([points, torch.ones(points.shape[0], 1, dtype=points.dtype)], -1)
     cam = torch.einsum("nij,pj->npi", w2c, ph)[..., :3]
     z = cam[..., 2]

@@ -161,11 +161,12 @@ def fit(a: FitArgs, progress=None) -> Path:
         if step % a.log_every == 0:
             dt = time.time() - t_log
             t_log = time.time()
+            metrics = {k: float(v) for k, v in metrics.items()}
             loss_avg = float(common.all_reduce_mean(torch.tensor(metrics["loss"], device=device)))
             log.log(step, **{**metrics, "loss": loss_avg, "grad_norm": float(gn), "lr": opt.param_groups[0]["lr"],
                              "steps_per_s": a.log_every / dt})
-        if progress and common.is_main():
-            progress(step, a.steps, last)
+        if progress and common.is_main() and step % a.log_every == 0:
+            progress(step, a.steps, {k: float(v) for k, v in last.items()})
         if step % a.val_every == 0:
             validate()
         if step % a.ckpt_every == 0:

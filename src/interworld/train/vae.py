@@ -19,8 +19,7 @@ def vae_loss(vae, frames: torch.Tensor, device, kl_weight: float = 1e-6) -> tupl
     mse = F.mse_loss(rec.float(), video)
     kl = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean()
     loss = l1 + mse + kl_weight * kl
-    return loss, {"loss": float(loss.detach()), "l1": float(l1.detach()), "mse": float(mse.detach()),
-                  "kl": float(kl.detach())}
+    return loss, {"loss": loss.detach(), "l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach()}
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -10,6 +10,7 @@ used, so training and streaming compute the same function.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -50,7 +51,7 @@ def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_im
     - p_prefix: a clean prefix of whole chunks and one shared noise level after it,
       as in streaming (causal) or a segment with past context (segment).
     """
-    t = sample_train_timesteps(b, f, per_frame=True, shift=cfg.shift, generator=generator).to(device)
+    t = sample_train_timesteps(b, f, per_frame=True, shift=cfg.shift, generator=generator)  # laid out on the CPU
     for i in range(b):
         r = random.random()
         if r < p_prefix and f > 1:
@@ -64,7 +65,15 @@ def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_im
             t[i, start:] = float(shared.flatten()[0])
         elif r < p_prefix + p_image:
             t[i, 0] = 0
-    return t
+    return t.to(device)
+
+
+@functools.lru_cache(maxsize=16)
+def _causal_masks(f, chunk, sink, window, first_chunk, tokens, device):
+    """Token mask and action mask of the causal scheme, built once per layout and device."""
+    fm = causal_frame_mask(f, chunk, sink, window, first_chunk)
+    tok = fm.repeat_interleave(tokens, 0).repeat_interleave(tokens, 1)
+    return tok.to(device), chunk_action_mask(f, chunk, first_chunk).to(device)
 
 
 def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBatch, scheme: str, device,
@@ -85,14 +94,12 @@ def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBa
     pl = None
     if cfg.camera:
         H, W = batch.frames.shape[2:4]
-        pl = torch.stack([latent_plucker(p, previous_refs(p), H, W, cfg.vae.spatial, cfg.kinematics)
-                          for p in batch.pose[:, ::tr][:, :f].to(device)])
+        p = batch.pose[:, ::tr][:, :f].to(device)  # all clips at once: one batch of kernels
+        pl = latent_plucker(p, previous_refs(p), H, W, cfg.vae.spatial, cfg.kinematics)
     mask = amask = None
     if scheme == "causal":
         s = cfg.tokens_per_frame(batch.frames.shape[2], batch.frames.shape[3])
-        fm = causal_frame_mask(f, chunk, cfg.sink_latents, cfg.window_latents, first_chunk).to(device)
-        mask = fm.repeat_interleave(s, 0).repeat_interleave(s, 1)
-        amask = chunk_action_mask(f, chunk, first_chunk).to(device)
+        mask, amask = _causal_masks(f, chunk, cfg.sink_latents, cfg.window_latents, first_chunk, s, str(device))
     ctx = text_encoder(batch.prompts) if text_encoder is not None else torch.zeros(b, 1, cfg.text_dim, device=device)
     step = Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask)
     return z, step, pl, ctx
@@ -106,7 +113,8 @@ def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, sche
     noise = torch.randn(z.shape, generator=generator).to(device) if generator is not None else torch.randn_like(z)
     v, _ = dit(add_noise(z, noise, t), t, ctx, step, plucker=pl)
     loss = flow_matching_loss(v, z, noise, mask=t > 0)
-    return loss, {"loss": float(loss.detach()), "t_mean": float(t.mean())}
+    # metrics stay on the device: reading them is a sync, done only when logging
+    return loss, {"loss": loss.detach(), "t_mean": t.mean()}
 
 
 @torch.no_grad()
