@@ -53,3 +53,26 @@ def test_vae_then_world_training_lowers_the_loss_and_resumes(data, tmp_path):
                 val_every=1000, ckpt_every=1000, device="cpu"))
     steps = [r["step"] for r in read_log(world_run) if "loss" in r]
     assert steps[-1] == 70 and 65 in steps and json.loads((world_run / "state.json").read_text())["step"] == 70
+
+
+def test_two_process_ddp_run_stops_together(data, tmp_path):
+    """torchrun with 2 CPU processes (gloo): both ranks train, agree when the time limit ends the
+    run (a rank that stopped alone would hang the other in its next all-reduce), and checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=10, batch=2, latents=3,
+                          log_every=5, val_every=1000, ckpt_every=1000, device="cpu"))
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "interworld.cli.main", "train", "world", "--data", str(data), "--out", str(out),
+           "--init", str(vae_run), "--steps", "100000", "--batch", "2", "--latents", "3", "--log-every", "2",
+           "--val-every", "100000", "--time-limit", "28", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = read_log(out)
+    assert log[0]["world_size"] == 2
+    state = json.loads((out / "state.json").read_text())
+    assert state["step"] > 2 and state["step"] % 2 == 0  # stopped at a shared log step

@@ -62,13 +62,17 @@ def load_shard(path: str | Path) -> Shard:
 class ClipDataset:
     """Random fixed-length clips from shards held in memory (uint8), for training.
 
-    `maps` filters shards by their map id; clips never cross a shard boundary."""
+    `maps` filters shards by their map id; clips never cross a shard boundary. `part=(i, n)`
+    loads every n-th shard from the i-th (one rank's share), or all when there are fewer than n."""
 
     def __init__(self, folder: str | Path, length: int, maps: list[str] | None = None, seed: int = 0,
-                 size: tuple[int, int] | None = None):
+                 size: tuple[int, int] | None = None, part: tuple[int, int] = (0, 1)):
         self.length = length
         self.shards = []
-        for p in list_shards(folder):
+        paths = list_shards(folder)
+        if len(paths) >= 4 * part[1]:
+            paths = paths[part[0]::part[1]]
+        for p in paths:
             s = load_shard(p)
             if maps is not None and s.meta.get("map") not in maps:
                 continue

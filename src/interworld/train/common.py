@@ -48,6 +48,15 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def agree(flag: bool, device) -> bool:
+    """True on every rank if it is true on any (a stop decision all ranks share)."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor(float(flag), device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 # ------------------------------------------------------------------------ logging
 class Logger:
     """JSON lines in `run_dir/log.jsonl`, and TensorBoard when it is installed."""
@@ -122,10 +131,12 @@ def load_training_state(run_dir: Path) -> dict | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
-def load_optimizer(run_dir: Path, opt: torch.optim.Optimizer, names: dict[int, str]) -> None:
+def load_optimizer(run_dir: Path, opt: torch.optim.Optimizer, names: dict[int, str]) -> bool:
+    """Restore the optimizer state if the run folder has it; returns whether it did."""
     p = Path(run_dir) / "optimizer.safetensors"
     if p.exists():
         load_optimizer_tensors(opt, names, load_file(str(p)))
+    return p.exists()
 
 
 class Budget:

@@ -26,6 +26,7 @@ from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
 from interworld.models.vae import CausalVAE
 from interworld.train import common
+from interworld.train.latents import LatentClips
 from interworld.train.vae import reconstruction_psnr, set_latent_stats, vae_loss
 from interworld.train.world import DEFAULT_PROMPT, WorldBatch, teacher_forced_prediction, world_loss
 
@@ -66,6 +67,7 @@ def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: 
 
 
 def fit(a: FitArgs, progress=None) -> Path:
+    budget = common.Budget(a.time_limit)  # from the start: loading and encoding data count too
     device, rank, world = common.setup_distributed(a.device)
     torch.manual_seed(a.seed + rank)
     run = Path(a.out)
@@ -98,22 +100,26 @@ def fit(a: FitArgs, progress=None) -> Path:
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.99), weight_decay=0.01)
     state = common.load_training_state(run) if resume else None
     step = state["step"] if state else 0
-    if resume:
-        common.load_optimizer(run, opt, names)
+    warm_from = 0  # the step the learning-rate warm-up starts from
+    if resume and not common.load_optimizer(run, opt, names):
+        warm_from = step  # weights without optimizer state (a checkpoint carried to a new lease): warm up again
     wrapped = {k: (DDP(m, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else m)
                for k, m in trainable.items()}
 
     T = 1 + (a.latents - 1) * cfg.vae.temporal
-    data = ClipDataset(a.data, T, maps=list(TRAIN), seed=a.seed * 1000 + rank + step)
+    # each rank loads its own share of the shards (all of them if there are too few to share)
+    data = ClipDataset(a.data, T, maps=list(TRAIN), seed=a.seed * 1000 + rank + step, part=(rank, world))
+    n_frames = data.frames
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    if a.kind == "world":  # the VAE is frozen: encode every clip once
+        data = LatentClips(data, vae, a.latents, device, seed=a.seed * 1000 + rank + step, amp=amp)
     try:
         val = ClipDataset(a.data, 1 + 3 * cfg.vae.temporal, maps=list(VAL), seed=0)
     except ValueError:
         val = None
     log = common.Logger(run)
-    budget = common.Budget(a.time_limit)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     if common.is_main() and not resume:
-        log.log(step, train_frames=data.frames, val_frames=val.frames if val else 0, world_size=world)
+        log.log(step, train_frames=n_frames, val_frames=val.frames if val else 0, world_size=world)
     t_log, last = time.time(), {}
 
     def checkpoint(extra=None):
@@ -139,15 +145,18 @@ def fit(a: FitArgs, progress=None) -> Path:
 
     for m in trainable.values():
         m.train()
-    while step < a.steps and not budget.done():
+    stop = False
+    while step < a.steps and not stop:
         b = data.sample(a.batch)
         for g in opt.param_groups:
-            g["lr"] = common.cosine_lr(step, a.lr, a.warmup, a.steps)
+            rewarm = min(1.0, (step - warm_from + 1) / a.warmup) if warm_from else 1.0
+            g["lr"] = common.cosine_lr(step, a.lr, a.warmup, a.steps) * rewarm
         with amp:
             if a.kind == "vae":
                 loss, metrics = vae_loss(wrapped["vae"], b["frames"], device)
             else:
-                batch = WorldBatch(b["frames"], b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * a.batch)
+                batch = WorldBatch(None, b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * a.batch,
+                                   latents=b["latents"], size=(data.height, data.width))
                 loss, metrics = world_loss(wrapped["dit"], vae, wrapped["text"], batch, cfg, scheme, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -171,6 +180,8 @@ def fit(a: FitArgs, progress=None) -> Path:
             validate()
         if step % a.ckpt_every == 0:
             checkpoint()
+        if world == 1 or step % a.log_every == 0:  # every rank must stop at the same step, or DDP hangs
+            stop = common.agree(budget.done(), device)
     if a.kind == "vae":  # the DiT trains on unit-scale latents
         set_latent_stats(vae, data.fixed(16, seed=2)["frames"], device)
     final = validate()

@@ -29,13 +29,21 @@ DEFAULT_PROMPT = "a first-person walk through a freedoom level"
 @dataclass
 class WorldBatch:
     """A batch of clips. frames [B, T, H, W, 3] uint8; keys [B, T, K]; mouse [B, T, 2];
-    pose [B, T, 5]; keys/mouse at frame j are the action that led to frame j (zero at j=0)."""
+    pose [B, T, 5]; keys/mouse at frame j are the action that led to frame j (zero at j=0).
+    Clips already encoded (train/latents.py) come as `latents` [B, C, F, h, w] with
+    `frames` None and the video size in `size`."""
 
-    frames: torch.Tensor
+    frames: torch.Tensor | None
     keys: torch.Tensor
     mouse: torch.Tensor
     pose: torch.Tensor
     prompts: list[str]
+    latents: torch.Tensor | None = None
+    size: tuple[int, int] | None = None
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return tuple(self.frames.shape[2:4]) if self.frames is not None else self.size
 
 
 def to_video(frames: torch.Tensor) -> torch.Tensor:
@@ -82,23 +90,26 @@ def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBa
     does: action windows, frame-to-frame Plucker rays, the scheme's masks, text states.
     Returns (z [B, C, F, h, w], Step, plucker, text context)."""
     cfg = dit_cfg
-    with torch.no_grad():
-        z = vae.normalize(vae.encode(to_video(batch.frames.to(device)))).float()
+    if batch.latents is not None:
+        z = batch.latents.to(device)
+    else:
+        with torch.no_grad():
+            z = vae.normalize(vae.encode(to_video(batch.frames.to(device)))).float()
     b, f = z.shape[0], z.shape[2]
     tr = cfg.vae.temporal
     ids = torch.arange(f)
     kb = ms = None
     if cfg.action is not None:
-        kb = action_windows(batch.keys.float(), ids, tr, cfg.action.windows).to(device)
-        ms = action_windows(batch.mouse.float(), ids, tr, cfg.action.windows).to(device)
+        kb = action_windows(batch.keys.float(), ids.to(batch.keys.device), tr, cfg.action.windows).to(device)
+        ms = action_windows(batch.mouse.float(), ids.to(batch.mouse.device), tr, cfg.action.windows).to(device)
     pl = None
     if cfg.camera:
-        H, W = batch.frames.shape[2:4]
+        H, W = batch.hw
         p = batch.pose[:, ::tr][:, :f].to(device)  # all clips at once: one batch of kernels
         pl = latent_plucker(p, previous_refs(p), H, W, cfg.vae.spatial, cfg.kinematics)
     mask = amask = None
     if scheme == "causal":
-        s = cfg.tokens_per_frame(batch.frames.shape[2], batch.frames.shape[3])
+        s = cfg.tokens_per_frame(*batch.hw)
         mask, amask = _causal_masks(f, chunk, cfg.sink_latents, cfg.window_latents, first_chunk, s, str(device))
     ctx = text_encoder(batch.prompts) if text_encoder is not None else torch.zeros(b, 1, cfg.text_dim, device=device)
     step = Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask)
