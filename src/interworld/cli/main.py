@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["generate", "record", "train", "bench", "info"]  # module names under interworld.cli
+COMMANDS = ["play", "generate", "record", "train", "bench", "info"]  # module names under interworld.cli
 
 
 class UsageError(Exception):
@@ -59,4 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m interworld.cli.main` runs this file as __main__, a second copy of the module:
+    # call the imported one, so the commands' UsageError is the class main() catches
+    from interworld.cli.main import main as _main
+
+    sys.exit(_main())
