@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["play", "generate", "record", "train", "bench", "info"]  # module names under interworld.cli
+COMMANDS = ["play", "generate", "record", "train", "eval", "bench", "info"]  # module names under interworld.cli
 
 
 class UsageError(Exception):

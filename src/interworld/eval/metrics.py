@@ -1,0 +1,35 @@
+"""Frame metrics on uint8 videos [T, H, W, 3]: PSNR and SSIM per frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame PSNR in dB (peak 255); inf where the frames are identical."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(255.0**2 / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame SSIM on luma with the standard 11x11 Gaussian window (sigma 1.5)."""
+    def luma(v):
+        v = torch.from_numpy(v).double()
+        return (v[..., 0] * 0.299 + v[..., 1] * 0.587 + v[..., 2] * 0.114)[:, None]
+
+    x, y = luma(a), luma(b)
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    g = (g / g.sum())
+    win = (g[:, None] * g[None, :])[None, None]
+
+    def blur(t):
+        return F.conv2d(t, win)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3)).numpy()

@@ -1,0 +1,247 @@
+"""`interworld eval`: judge a world model against the real engine on held-out maps.
+
+For each map and case seed the engine plays the seeded exploring policy (ground truth),
+and the model is run from the same first frame on the same keys and mouse. Measured:
+
+- teacher-forced next chunk: real context latents, the next chunk sampled, PSNR/SSIM
+  against the engine (and the repeat-last-frame floor);
+- rollout: the whole run generated on the model's own output, PSNR/SSIM per second, and
+  the drift score (eval/drift.py) of its last 10 s against its first 10 s;
+- revisits: a 360-degree turn in place and a walk out and back; the return frame against
+  the first-visit frame, for the engine and for the model;
+- speed: frames per second of the rollout and the time of each chunk (the latency from an
+  action to the first frame that shows it, on this device).
+
+The repeat-last baseline (the first real frame repeated) is measured beside every model
+figure; `baseline="repeat-last"` measures it alone, with no model at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from interworld.eval.drift import drift_score, sharpness
+from interworld.eval.metrics import psnr, ssim
+from interworld.eval.plots import line_plot
+from interworld.eval.replay import replay
+from interworld.eval.scripts import script
+from interworld.eval.strips import save_strip
+
+PROMPT = "a first-person walk through a freedoom level"
+
+
+@dataclass
+class EvalArgs:
+    out: str
+    maps: list[str] = field(default_factory=lambda: ["freedoom2:MAP19", "freedoom2:MAP20"])
+    checkpoint: str | None = None  # a folder, or a preset name (the shipped weights)
+    random_init: bool = False
+    baseline: str | None = None  # "repeat-last": evaluate the floor alone
+    cases: int = 1  # seeds per map
+    seconds: float = 60.0
+    warmup: int = 60  # policy frames before each case starts (the same place for the same seed)
+    context_latents: int = 7  # teacher forcing
+    tf_windows: int = 4  # teacher-forced windows per case
+    steps: int | None = None
+    device: str = "cpu"
+    seed: int = 0
+    revisits: bool = True
+
+
+def _mean(xs) -> float:
+    xs = [float(x) for x in xs]
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def _per_second(v: np.ndarray, fps: float) -> list[float]:
+    n = max(1, int(round(fps)))
+    return [float(np.mean(v[i:i + n])) for i in range(0, len(v), n)]
+
+
+def _finite(x: float) -> float | str:
+    return float(x) if np.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps: int, seed: int) -> dict:
+    """Next-chunk PSNR/SSIM with real context, at `windows` places along the clip."""
+    from interworld.train.world import WorldBatch, teacher_forced_prediction
+
+    cfg, tr = world.cfg, world.cfg.vae.temporal
+    chunk = cfg.chunk_latents if world.scheme == "causal" else cfg.new_latents
+    T = 1 + (context_latents + chunk - 1) * tr
+    n = len(clip["frames"])
+    starts = np.linspace(0, n - T, num=max(1, windows)).astype(int) if n >= T else []
+    out = {"psnr": [], "ssim": [], "repeat_psnr": [], "repeat_ssim": []}
+    for s in starts:
+        s = int(s)
+        keys = torch.cat([torch.zeros(1, clip["keys"].shape[1]), clip["keys"][s:s + T - 1]])
+        mouse = torch.cat([torch.zeros(1, 2), clip["mouse"][s:s + T - 1]])
+        frames = clip["frames"][s:s + T]
+        b = WorldBatch(torch.from_numpy(frames)[None], keys[None], mouse[None],
+                       torch.from_numpy(clip["pose"][s:s + T])[None], [PROMPT])
+        pred, _ = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, b, cfg, world.scheme,
+                                            world.device, context_latents=context_latents, steps=steps, seed=seed)
+        p = ((pred[0].float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+        real = frames[1 + (context_latents - 1) * tr:]
+        rep = np.repeat(frames[(context_latents - 1) * tr][None], len(real), 0)
+        out["psnr"].append(psnr(p, real).mean())
+        out["ssim"].append(ssim(p, real).mean())
+        out["repeat_psnr"].append(psnr(rep, real).mean())
+        out["repeat_ssim"].append(ssim(rep, real).mean())
+    return {k: _mean(v) for k, v in out.items()}
+
+
+def evaluate(a: EvalArgs, progress=None) -> dict:
+    """Run everything; write metrics.json, plots, strips and summary.md under `a.out`."""
+    from interworld.engine.world import World
+    from interworld.eval.rollout import rollout
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    world = None
+    if a.baseline is None:
+        world = World.from_pretrained(a.checkpoint or "small", device=a.device, random_init=a.random_init,
+                                      steps=a.steps, seed=a.seed)
+        cfg = world.cfg
+    else:
+        from interworld.config import get_preset
+        from interworld.io.checkpoint import read_config
+
+        cfg = read_config(a.checkpoint)[0] if a.checkpoint and Path(a.checkpoint).is_dir() else get_preset("small")
+    fps, H, W = cfg.fps, cfg.height, cfg.width
+    n_frames = int(round(a.seconds * fps))
+    window = max(1, min(int(round(10 * fps)), n_frames // 2))
+    steps = a.steps or cfg.steps
+    cases = [(m, a.seed + i) for m in a.maps for i in range(a.cases)]
+    total = len(cases) * (1 + (2 if a.revisits else 0))
+    done = 0
+
+    def tick(what):
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total, what)
+
+    results = {"cases": [], "revisits": []}
+    curves_model, curves_repeat = [], []
+    for map_id, seed in cases:
+        gt = replay(map_id, None, None, seed=seed, warmup=a.warmup, height=H, width=W, policy_frames=n_frames)
+        real = gt["frames"]
+        rep = np.repeat(real[:1], len(real), 0)
+        case = {"map": map_id, "seed": seed, "frames": int(n_frames)}
+        rp, rs = psnr(rep[1:], real[1:]), ssim(rep[1:], real[1:])
+        case["repeat_last"] = {"psnr": _mean(rp), "ssim": _mean(rs), "psnr_per_s": _per_second(rp, fps)}
+        curves_repeat.append(rp)
+        case["engine_drift"] = drift_score(real, window)
+        if world is not None:
+            case["teacher_forced"] = teacher_forced(world, gt, a.context_latents, a.tf_windows, steps, seed)
+            t0 = time.perf_counter()
+            gen = rollout(world, real[0], gt["keys"], gt["mouse"], PROMPT, seed=seed)
+            wall = time.perf_counter() - t0
+            g = gen["frames"]
+            gp, gs = psnr(g[1:], real[1:]), ssim(g[1:], real[1:])
+            curves_model.append(gp)
+            case["rollout"] = {"psnr": _mean(gp), "ssim": _mean(gs), "psnr_per_s": _per_second(gp, fps),
+                               "ssim_per_s": _per_second(gs, fps), "drift": drift_score(g, window),
+                               "sharpness_per_s": [sharpness(g[i:i + int(fps)]) for i in range(0, len(g), int(fps))]}
+            cs = np.array(gen["chunk_s"][1:] or gen["chunk_s"])  # the first chunk warms caches up
+            case["speed"] = {"fps": float(n_frames / wall), "chunk_s_p50": float(np.median(cs)),
+                             "chunk_s_p99": float(np.percentile(cs, 99)), "frames_per_chunk": world.frames_per_step}
+            marks = [t for t in (0, 4, 8, int(fps), int(2 * fps), int(5 * fps), int(10 * fps), int(30 * fps),
+                                 n_frames) if t <= n_frames]
+            marks = sorted(set(marks))
+            save_strip(out / f"strip_{map_id.replace(':', '-')}_s{seed}.png",
+                       {"engine": real[marks], "model": g[marks]}, every=1)
+        results["cases"].append(case)
+        tick(f"{map_id} seed {seed}")
+
+        if a.revisits:
+            for name in ("turn_360", "out_and_back"):
+                k, m = script(name)
+                try:
+                    rv = replay(map_id, k, m, seed=seed, warmup=a.warmup, height=H, width=W)
+                except RuntimeError:
+                    tick(name)
+                    continue
+                first, back = rv["frames"][:1], rv["frames"][-1:]
+                r = {"map": map_id, "seed": seed, "script": name,
+                     "engine_psnr": _finite(psnr(back, first)[0]), "engine_ssim": float(ssim(back, first)[0])}
+                if world is not None:
+                    g = rollout(world, first[0], k, m, PROMPT, seed=seed)["frames"]
+                    r["model_psnr"] = _finite(psnr(g[-1:], first)[0])
+                    r["model_ssim"] = float(ssim(g[-1:], first)[0])
+                    save_strip(out / f"revisit_{name}_{map_id.replace(':', '-')}_s{seed}.png",
+                               {"engine": rv["frames"], "model": g}, every=max(1, len(g) // 12))
+                results["revisits"].append(r)
+                tick(name)
+
+    results["summary"] = summarize(results, world is not None)
+    results["setup"] = {**asdict(a), "fps": fps, "height": H, "width": W, "steps": steps,
+                        "model": cfg.name, "scheme": world.scheme if world else None,
+                        "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if curves_model or curves_repeat:
+        series = {}
+        if curves_model:
+            series["model"] = _per_second(np.mean([c for c in curves_model], 0), fps)
+        series["repeat-last"] = _per_second(np.mean([c for c in curves_repeat], 0), fps)
+        line_plot(out / "psnr_over_time.png", series, "rollout PSNR against the engine", "seconds", "dB")
+    if world is not None:
+        sh = {f"{c['map']} s{c['seed']}": c["rollout"]["sharpness_per_s"] for c in results["cases"]}
+        line_plot(out / "drift_sharpness.png", sh, "sharpness of the generated video", "seconds", "Laplacian var")
+    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    (out / "summary.md").write_text(markdown(results))
+    return results
+
+
+def summarize(r: dict, has_model: bool) -> dict:
+    cs = r["cases"]
+    s = {"repeat_last_rollout_psnr": _mean(c["repeat_last"]["psnr"] for c in cs),
+         "repeat_last_rollout_ssim": _mean(c["repeat_last"]["ssim"] for c in cs),
+         "engine_drift": _mean(c["engine_drift"]["drift"] for c in cs)}
+    if has_model:
+        s.update(
+            tf_psnr=_mean(c["teacher_forced"]["psnr"] for c in cs),
+            tf_ssim=_mean(c["teacher_forced"]["ssim"] for c in cs),
+            tf_repeat_psnr=_mean(c["teacher_forced"]["repeat_psnr"] for c in cs),
+            tf_repeat_ssim=_mean(c["teacher_forced"]["repeat_ssim"] for c in cs),
+            rollout_psnr=_mean(c["rollout"]["psnr"] for c in cs),
+            rollout_ssim=_mean(c["rollout"]["ssim"] for c in cs),
+            drift=_mean(c["rollout"]["drift"]["drift"] for c in cs),
+            fps=_mean(c["speed"]["fps"] for c in cs),
+            chunk_s_p50=_mean(c["speed"]["chunk_s_p50"] for c in cs))
+    for name in ("turn_360", "out_and_back"):
+        rv = [x for x in r["revisits"] if x["script"] == name]
+        if rv:
+            s[f"{name}_engine_psnr"] = _mean(float(x["engine_psnr"]) for x in rv)
+            if has_model:
+                s[f"{name}_model_psnr"] = _mean(float(x["model_psnr"]) for x in rv)
+                s[f"{name}_model_ssim"] = _mean(x["model_ssim"] for x in rv)
+    return s
+
+
+def markdown(r: dict) -> str:
+    s, st = r["summary"], r["setup"]
+    f = lambda x: "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}" if abs(x) < 10 else f"{x:.2f}"  # noqa: E731
+    lines = [f"# interworld eval: {st['model']} ({st['checkpoint'] or 'shipped'}), {', '.join(st['maps'])}", "",
+             f"{st['height']}x{st['width']} at {st['fps']} fps, {st['seconds']} s rollouts, {st['steps']} steps, "
+             f"{st['cases']} case(s) per map, device {st['device']}, torch {st['torch']}", "",
+             "| metric | model | repeat-last |", "|---|---|---|"]
+    rows = [("teacher-forced next chunk PSNR (dB)", s.get("tf_psnr"), s.get("tf_repeat_psnr")),
+            ("teacher-forced next chunk SSIM", s.get("tf_ssim"), s.get("tf_repeat_ssim")),
+            ("rollout PSNR (dB)", s.get("rollout_psnr"), s["repeat_last_rollout_psnr"]),
+            ("rollout SSIM", s.get("rollout_ssim"), s["repeat_last_rollout_ssim"]),
+            ("drift score, last 10 s vs first 10 s (engine: %s)" % f(s["engine_drift"]), s.get("drift"), 0.0),
+            ("360 turn: return frame PSNR (engine: %s)" % f(s.get("turn_360_engine_psnr")), s.get("turn_360_model_psnr"),
+             None),
+            ("out and back: return frame PSNR (engine: %s)" % f(s.get("out_and_back_engine_psnr")),
+             s.get("out_and_back_model_psnr"), None),
+            ("frames per second (rollout, decode included)", s.get("fps"), None),
+            ("seconds per chunk, p50", s.get("chunk_s_p50"), None)]
+    lines += [f"| {name} | {f(m)} | {f(b)} |" for name, m, b in rows]
+    return "\n".join(lines) + "\n"

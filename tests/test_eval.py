@@ -1,0 +1,100 @@
+"""interworld eval: metrics on known cases, engine replays, and a whole run on the tiny preset."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from interworld.eval.drift import drift_score
+from interworld.eval.metrics import psnr, ssim
+from interworld.eval.scripts import SCRIPTS, script
+
+
+def _video(seed=0, t=6, h=32, w=40):
+    return np.random.default_rng(seed).integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+
+
+def test_identical_videos_are_perfect_and_noise_is_not():
+    v = _video()
+    assert np.isinf(psnr(v, v)).all()
+    assert np.allclose(ssim(v, v), 1.0)
+    noisy = np.clip(v.astype(int) + np.random.default_rng(1).integers(-20, 21, v.shape), 0, 255).astype(np.uint8)
+    p = psnr(noisy, v)
+    assert (p > 20).all() and (p < 30).all()  # +-20 uniform noise: about 22 dB
+    assert (ssim(noisy, v) < 0.99).all() and (ssim(_video(2), v) < 0.1).all()
+
+
+def test_drift_is_zero_for_a_stationary_video_and_sees_blur_and_colour():
+    still = np.repeat(_video(t=1), 40, 0)
+    d = drift_score(still, 10)
+    assert d["drift"] == pytest.approx(0.0, abs=1e-9)
+    blurred = still.copy()
+    blurred[-10:] = (blurred[-10:].astype(float) * 0 + blurred[-10:].mean()).astype(np.uint8)  # flat grey end
+    assert drift_score(blurred, 10)["sharpness_log_ratio"] < -5
+    tinted = still.copy()
+    tinted[-10:, ..., 0] = tinted[-10:, ..., 0] // 2  # red halves at the end
+    dt = drift_score(tinted, 10)
+    assert dt["colour_shift"] > 0.3 and dt["drift"] > 0.3
+
+
+def test_scripts_are_well_formed():
+    for name in SCRIPTS:
+        k, m = script(name)
+        assert k.shape[0] == m.shape[0] > 0 and k.shape[1] == 6
+    k, m = script("turn_360")
+    assert float(m[:, 0].sum()) == pytest.approx(360.0)
+    with pytest.raises(ValueError, match="unknown script"):
+        script("moonwalk")
+
+
+vizdoom = pytest.importorskip("vizdoom", reason="pip install vizdoom==1.3.2 for engine replays")
+
+
+def test_replay_follows_the_script_in_the_engine():
+    from interworld.eval.replay import replay
+
+    k, m = script("turn_left", 10)
+    r = replay("freedoom2:MAP19", k, m, seed=3, warmup=20, height=32, width=40)
+    assert r["frames"].shape == (11, 32, 40, 3) and r["pose"].shape == (11, 5)
+    dyaw = (r["pose"][-1, 3] - r["pose"][0, 3] + 180) % 360 - 180
+    assert dyaw == pytest.approx(30.0, abs=0.5)  # a left turn is counter-clockwise: yaw grows
+    k, m = script("forward", 10)
+    r = replay("freedoom2:MAP19", k, m, seed=3, warmup=20, height=32, width=40)
+    assert np.hypot(*(r["pose"][-1, :2] - r["pose"][0, :2])) > 20  # it walked
+    p = replay("freedoom2:MAP19", None, None, seed=3, warmup=20, height=32, width=40, policy_frames=12)
+    q = replay("freedoom2:MAP19", p["keys"], p["mouse"], seed=3, warmup=20, height=32, width=40)
+    assert np.array_equal(p["frames"], q["frames"])  # the policy's actions replay to the same frames
+
+
+def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
+    from interworld.config import get_preset
+    from interworld.engine.world import World
+    from interworld.eval import run as ev
+
+    # a tiny random model saved as a checkpoint folder, as users pass one
+    from interworld.io.checkpoint import save_checkpoint
+
+    w = World.from_config(get_preset("tiny"), seed=0)
+    ck = save_checkpoint(tmp_path / "ck", w.cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    out = tmp_path / "eval"
+    seen = []
+    res = ev.evaluate(ev.EvalArgs(out=str(out), maps=["freedoom2:MAP19"], checkpoint=str(ck), seconds=2.0,
+                                  warmup=10, context_latents=2, tf_windows=2),
+                      progress=lambda d, n, what: seen.append((d, n)))
+    assert seen[-1][0] == seen[-1][1] == 3
+    s = res["summary"]
+    for k in ("tf_psnr", "tf_repeat_psnr", "rollout_psnr", "repeat_last_rollout_psnr", "drift", "fps",
+              "turn_360_engine_psnr", "turn_360_model_psnr", "out_and_back_model_psnr"):
+        assert k in s and np.isfinite(s[k]), k
+    assert s["fps"] > 0 and s["turn_360_engine_psnr"] > 20  # the engine comes back to (nearly) the same view
+    m = json.loads((out / "metrics.json").read_text())
+    assert len(m["cases"][0]["rollout"]["psnr_per_s"]) == 2
+    for f in ("summary.md", "psnr_over_time.png", "drift_sharpness.png", "strip_freedoom2-MAP19_s0.png"):
+        assert (out / f).stat().st_size > 0, f
+    assert "| rollout PSNR (dB) |" in (out / "summary.md").read_text()
+
+    floor = ev.evaluate(ev.EvalArgs(out=str(tmp_path / "floor"), maps=["freedoom2:MAP19"], baseline="repeat-last",
+                                    checkpoint=str(ck), seconds=2.0, warmup=10, revisits=False))
+    assert "rollout_psnr" not in floor["summary"]
+    assert floor["summary"]["repeat_last_rollout_psnr"] == pytest.approx(s["repeat_last_rollout_psnr"])
