@@ -77,15 +77,20 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
 
     w = World.from_config(get_preset("tiny"), seed=0)
     ck = save_checkpoint(tmp_path / "ck", w.cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    from interworld.models.pose import PoseConfig, PoseNet
+    from interworld.train.pose import save_pose
+
+    pose = save_pose(tmp_path / "pose", PoseNet(PoseConfig(gap=2, height=16, width=20, width_mult=8)))
     out = tmp_path / "eval"
     seen = []
     res = ev.evaluate(ev.EvalArgs(out=str(out), maps=["freedoom2:MAP19"], checkpoint=str(ck), seconds=2.0,
-                                  warmup=10, context_latents=2, tf_windows=2),
+                                  warmup=10, context_latents=2, tf_windows=2, pose_model=str(pose)),
                       progress=lambda d, n, what: seen.append((d, n)))
     assert seen[-1][0] == seen[-1][1] == 3
     s = res["summary"]
     for k in ("tf_psnr", "tf_repeat_psnr", "rollout_psnr", "repeat_last_rollout_psnr", "drift", "fps",
-              "turn_360_engine_psnr", "turn_360_model_psnr", "out_and_back_model_psnr"):
+              "turn_360_engine_psnr", "turn_360_model_psnr", "out_and_back_model_psnr",
+              "af_model_yaw_mae_deg", "af_estimator_on_real_yaw_mae_deg", "af_model_move_mae"):
         assert k in s and np.isfinite(s[k]), k
     assert s["fps"] > 0 and s["turn_360_engine_psnr"] > 20  # the engine comes back to (nearly) the same view
     m = json.loads((out / "metrics.json").read_text())
@@ -93,6 +98,7 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     for f in ("summary.md", "psnr_over_time.png", "drift_sharpness.png", "strip_freedoom2-MAP19_s0.png"):
         assert (out / f).stat().st_size > 0, f
     assert "| rollout PSNR (dB) |" in (out / "summary.md").read_text()
+    assert "action following: yaw error" in (out / "summary.md").read_text()
 
     floor = ev.evaluate(ev.EvalArgs(out=str(tmp_path / "floor"), maps=["freedoom2:MAP19"], baseline="repeat-last",
                                     checkpoint=str(ck), seconds=2.0, warmup=10, revisits=False))

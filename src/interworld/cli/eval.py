@@ -33,6 +33,7 @@ def add_parser(sub):
     p.add_argument("--cases", type=int, default=1, help="seeded cases per map (default 1)")
     p.add_argument("--seconds", type=float, default=60.0, help="rollout length in seconds (default 60)")
     p.add_argument("--long", action="store_true", help="5-minute rollouts")
+    p.add_argument("--pose-model", help="pose estimator folder (interworld train pose) for action following")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--no-revisits", action="store_true", help="skip the 360-turn and out-and-back cases")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -57,10 +58,11 @@ def run(args) -> int:
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
     a = EvalArgs(out=args.out, maps=maps, checkpoint=args.checkpoint, random_init=args.random_init,
                  baseline=args.baseline, cases=args.cases, seconds=300.0 if args.long else args.seconds,
-                 steps=args.steps, device=args.device, seed=args.seed, revisits=not args.no_revisits)
+                 steps=args.steps, device=args.device, seed=args.seed, revisits=not args.no_revisits,
+                 pose_model=args.pose_model)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"),
                   TimeElapsedColumn(), disable=args.quiet) as bar:
         task = bar.add_task("cases", total=1, what="")
-        res = evaluate(a, progress=lambda d, n, w: bar.update(task, completed=d, total=n, what=w))
+        evaluate(a, progress=lambda d, n, w: bar.update(task, completed=d, total=n, what=w))
     print(Path(args.out, "summary.md").read_text())
     return 0

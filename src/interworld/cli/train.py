@@ -8,6 +8,7 @@ HELP = """Train the VAE, then the world model, on shards from `interworld record
 
   interworld train vae   --data data/doom --out runs/vae   --steps 4000 --batch 16
   interworld train world --data data/doom --out runs/world --init runs/vae --steps 20000 --batch 16
+  interworld train pose  --data data/doom --out runs/pose  --steps 3000   (for `interworld eval`)
 
 Several GPUs: torchrun --nproc_per_node 2 -m interworld.cli.main train world ...
 Runs resume: start the same command on the same --out and it continues from the last
@@ -19,7 +20,8 @@ training maps only; validation metrics come from the validation maps (docs/DATA.
 def add_parser(sub):
     p = sub.add_parser("train", help="train the VAE or the world model", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=["vae", "world"], help="what to train")
+    p.add_argument("kind", choices=["vae", "world", "pose"],
+                   help="what to train (pose: the motion estimator that judges action following)")
     p.add_argument("--data", required=True, help="folder of shards (interworld record)")
     p.add_argument("--out", required=True, help="run folder: checkpoint, optimizer state, logs")
     p.add_argument("--preset", default="small", help="model preset for a new run (default: small)")
@@ -36,6 +38,7 @@ def add_parser(sub):
     p.add_argument("--log-every", type=int, default=20, help="log every N steps (default 20)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gap", type=int, default=4, help="pose: frames between the two inputs (default 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -50,6 +53,17 @@ def run(args) -> int:
 
     if not Path(args.data).is_dir() or not list_shards(args.data):
         raise UsageError(f"no shards in {args.data!r}: record some with `interworld record`")
+    if args.kind == "pose":
+        from interworld.train.pose import train_pose
+
+        with Progress(TextColumn("[bold]train pose"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), disable=args.quiet) as bar:
+            task = bar.add_task("steps", total=args.steps, loss="")
+            out = train_pose(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, gap=args.gap,
+                             time_limit=args.time_limit, device=args.device, seed=args.seed,
+                             progress=lambda s, n, l: bar.update(task, completed=s, loss=f"{l:.4f}"))
+        print(f"pose estimator in {out}")
+        return 0
     if args.kind == "world" and not args.init and not (Path(args.out) / "config.json").is_file():
         raise UsageError("world training needs --init with a trained VAE (interworld train vae)")
     fa = FitArgs(kind=args.kind, data=args.data, out=args.out, preset=args.preset, init=args.init, steps=args.steps,

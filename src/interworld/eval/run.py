@@ -9,6 +9,9 @@ and the model is run from the same first frame on the same keys and mouse. Measu
   the drift score (eval/drift.py) of its last 10 s against its first 10 s;
 - revisits: a 360-degree turn in place and a walk out and back; the return frame against
   the first-visit frame, for the engine and for the model;
+- action following: with a pose estimator (`interworld train pose`), the yaw change and
+  displacement between frames `gap` apart, estimated on the generated and on the real
+  video, against the engine's true motion for the same actions;
 - speed: frames per second of the rollout and the time of each chunk (the latency from an
   action to the first frame that shows it, on this device).
 
@@ -52,6 +55,7 @@ class EvalArgs:
     device: str = "cpu"
     seed: int = 0
     revisits: bool = True
+    pose_model: str | None = None  # a folder from `interworld train pose`
 
 
 def _mean(xs) -> float:
@@ -114,6 +118,11 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         from interworld.io.checkpoint import read_config
 
         cfg = read_config(a.checkpoint)[0] if a.checkpoint and Path(a.checkpoint).is_dir() else get_preset("small")
+    pose_net = None
+    if a.pose_model:
+        from interworld.train.pose import load_pose
+
+        pose_net = load_pose(a.pose_model)
     fps, H, W = cfg.fps, cfg.height, cfg.width
     n_frames = int(round(a.seconds * fps))
     window = max(1, min(int(round(10 * fps)), n_frames // 2))
@@ -150,6 +159,8 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
             case["rollout"] = {"psnr": _mean(gp), "ssim": _mean(gs), "psnr_per_s": _per_second(gp, fps),
                                "ssim_per_s": _per_second(gs, fps), "drift": drift_score(g, window),
                                "sharpness_per_s": [sharpness(g[i:i + int(fps)]) for i in range(0, len(g), int(fps))]}
+            if pose_net is not None:
+                case["action_following"] = action_following(pose_net, real, g, gt["pose"])
             cs = np.array(gen["chunk_s"][1:] or gen["chunk_s"])  # the first chunk warms caches up
             case["speed"] = {"fps": float(n_frames / wall), "chunk_s_p50": float(np.median(cs)),
                              "chunk_s_p99": float(np.percentile(cs, 99)), "frames_per_chunk": world.frames_per_step}
@@ -199,6 +210,22 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
     return results
 
 
+def action_following(net, real: np.ndarray, gen: np.ndarray, pose: np.ndarray) -> dict:
+    """Estimated motion on generated and real video against the engine's true motion."""
+    from interworld.models.pose import move_error, relative_motion, yaw_error
+
+    g = net.cfg.gap
+    p = torch.from_numpy(pose).double()
+    true = relative_motion(p[:-g], p[g:]).float()
+    est_gen, est_real = net.along(gen), net.along(real)
+    moving = true[:, 0].abs() > 2.0  # where the view turned, did it turn the right way?
+    sign = lambda e: float((torch.sign(e[moving, 0]) == torch.sign(true[moving, 0])).float().mean()) if moving.any() else float("nan")  # noqa: E731
+    return {"model_yaw_mae_deg": yaw_error(est_gen, true), "model_move_mae": move_error(est_gen, true),
+            "model_yaw_sign_agreement": sign(est_gen),
+            "estimator_on_real_yaw_mae_deg": yaw_error(est_real, true), "estimator_on_real_move_mae": move_error(est_real, true),
+            "estimator_on_real_yaw_sign_agreement": sign(est_real), "gap_frames": g}
+
+
 def summarize(r: dict, has_model: bool) -> dict:
     cs = r["cases"]
     s = {"repeat_last_rollout_psnr": _mean(c["repeat_last"]["psnr"] for c in cs),
@@ -215,6 +242,10 @@ def summarize(r: dict, has_model: bool) -> dict:
             drift=_mean(c["rollout"]["drift"]["drift"] for c in cs),
             fps=_mean(c["speed"]["fps"] for c in cs),
             chunk_s_p50=_mean(c["speed"]["chunk_s_p50"] for c in cs))
+    af = [c["action_following"] for c in cs if "action_following" in c]
+    if af:
+        for k in af[0]:
+            s[f"af_{k}"] = _mean(x[k] for x in af)
     for name in ("turn_360", "out_and_back"):
         rv = [x for x in r["revisits"] if x["script"] == name]
         if rv:
@@ -241,6 +272,13 @@ def markdown(r: dict) -> str:
              None),
             ("out and back: return frame PSNR (engine: %s)" % f(s.get("out_and_back_engine_psnr")),
              s.get("out_and_back_model_psnr"), None),
+            ("action following: yaw error, deg per %s frames (estimator on real video: %s)"
+             % (f(s.get("af_gap_frames")), f(s.get("af_estimator_on_real_yaw_mae_deg"))), s.get("af_model_yaw_mae_deg"),
+             None),
+            ("action following: displacement error, map units (estimator on real video: %s)"
+             % f(s.get("af_estimator_on_real_move_mae")), s.get("af_model_move_mae"), None),
+            ("action following: turns in the right direction (real video: %s)"
+             % f(s.get("af_estimator_on_real_yaw_sign_agreement")), s.get("af_model_yaw_sign_agreement"), None),
             ("frames per second (rollout, decode included)", s.get("fps"), None),
             ("seconds per chunk, p50", s.get("chunk_s_p50"), None)]
     lines += [f"| {name} | {f(m)} | {f(b)} |" for name, m, b in rows]
