@@ -19,7 +19,7 @@ iwrun() { torchrun --standalone --nproc_per_node "$ngpu" -m interworld.cli.main 
 data=/tmp/doom; runs=/tmp/runs
 maps=${MAPS:-"$(printf 'MAP%02d ' $(seq 1 18))"}
 t0=$(date +%s)
-iw record --out $data --maps $maps --frames "${FRAMES:-480000}" --workers "$(nproc)" ${RECORD_ARGS:-} --quiet
+iw record --out $data --maps $maps --frames "${FRAMES:-200000}" --workers "$(nproc)" ${RECORD_ARGS:-} --quiet
 iw record --out $data/val --maps MAP19 MAP20 --frames 8000 --workers 8 --seed 1 ${RECORD_ARGS:-} --quiet
 echo "recorded in $(( $(date +%s) - t0 )) s on $ngpu GPU(s)"; du -sh $data
 mkdir -p $runs

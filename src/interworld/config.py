@@ -32,6 +32,10 @@ class VAEConfig:
     patch: int = 2  # pixel-unshuffle before the encoder (Wan2.2: 2x2)
     attn_mid: bool = True  # per-frame spatial attention in the middle block
     dec_width_scale: float = 1.0  # <1 prunes decoder widths (MG-LightVAE: 0.5 / 0.25)
+    # "interworld": our own compact layout (tiny, small). "wan2.2": the exact structure of the
+    # Wan2.2 VAE (residual down/up groups with parameter-free shortcuts, Wan's patchify order,
+    # Wan's first-frame rule in the temporal upsampler), so the official weights load as they are.
+    arch: str = "interworld"
 
     @property
     def spatial(self) -> int:
@@ -193,7 +197,7 @@ def video_frames(latents: int, temporal: int = 4) -> int:
 
 # ------------------------------------------------------------------------- presets
 def _wan22_vae() -> VAEConfig:
-    return VAEConfig()
+    return VAEConfig(arch="wan2.2")
 
 
 def _wan21_vae() -> VAEConfig:
@@ -225,7 +229,8 @@ def small() -> ModelConfig:
         scheme="causal",
         first_latents=6, memory_latents=2, past_latents=2, new_latents=4,
         chunk_latents=1, sink_latents=1, window_latents=6,
-        steps=3, shift=5.0, height=128, width=160, fps=17.5, text_encoder="builtin",
+        # shift 3, not Wan's 5: 16x20 latents need less of the schedule spent at high noise
+        steps=3, shift=3.0, height=128, width=160, fps=17.5, text_encoder="builtin",
         # 8x spatial (2x2 patchify + two stride-2 stages), 4x temporal, 16 channels
         vae=VAEConfig(z_dim=16, dim=32, dec_dim=32, dim_mult=(1, 2, 4), num_res_blocks=1,
                       temporal_down=(True, True), patch=2, attn_mid=False),

@@ -51,13 +51,15 @@ def to_video(frames: torch.Tensor) -> torch.Tensor:
     return frames.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
 
 
-def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_image: float = 0.5,
-                     p_prefix: float = 0.3, generator=None) -> torch.Tensor:
+def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_image: float = 0.3,
+                     p_prefix: float = 0.6, generator=None) -> torch.Tensor:
     """Per-frame timesteps: diffusion forcing, plus inference-like layouts.
 
     - p_image: frame 0 (the start image) clean, as every stream begins;
     - p_prefix: a clean prefix of whole chunks and one shared noise level after it,
-      as in streaming (causal) or a segment with past context (segment).
+      as in streaming (causal) or a segment with past context (segment). Most samples, since
+      with per-frame noise alone the context is mostly noised and the model learns to lean on
+      it little (docs/TRAINING.md, run 6).
     """
     t = sample_train_timesteps(b, f, per_frame=True, shift=cfg.shift, generator=generator)  # laid out on the CPU
     for i in range(b):
