@@ -66,3 +66,32 @@ def test_builtin_text_encoder_handles_empty_and_long_prompts():
     out = enc(["", "a very long prompt that is cut to the text length", "é"])
     assert out.shape == (3, 8, 16) and torch.isfinite(out).all()
     assert not torch.allclose(out[0], out[1])
+
+
+def test_int8_storage_roundtrips_within_a_step_and_the_world_matches_float(tmp_path):
+    import numpy as np
+
+    from interworld.config import get_preset
+    from interworld.engine.world import World
+    from interworld.io.checkpoint import save_checkpoint
+    from interworld.io.quant import dequantize, quantize
+
+    w = torch.randn(64, 32, 3) * torch.linspace(0.01, 3, 64)[:, None, None]  # rows of very different scale
+    q = quantize({"w": w, "b": torch.randn(64)})
+    assert q["w"].dtype == torch.int8 and q["b"].dtype == torch.float16
+    back = dequantize(q)["w"]
+    step = w.reshape(64, -1).abs().amax(1) / 127
+    # half a step, plus the float16 scale's rounding (2^-11 relative) over 127 steps
+    assert ((back - w).reshape(64, -1).abs() <= step[:, None] * (0.5 + 127 * 2**-11)).all()
+
+    world = World.from_config(get_preset("tiny"), seed=0)
+    parts = {"dit": world.dit, "vae": world.vae, "text": world.text_encoder}
+    f32 = save_checkpoint(tmp_path / "f32", world.cfg, parts)
+    i8 = save_checkpoint(tmp_path / "i8", world.cfg, parts, int8=True)
+    assert (i8 / "model.safetensors").stat().st_size < 0.5 * (f32 / "model.safetensors").stat().st_size
+    a, b = World.from_pretrained(str(f32)), World.from_pretrained(str(i8))
+    img = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    fa = np.concatenate([a.reset(img, "x", seed=1)] + [a.step(None) for _ in range(3)]).astype(float)
+    fb = np.concatenate([b.reset(img, "x", seed=1)] + [b.step(None) for _ in range(3)]).astype(float)
+    mse = ((fa - fb) ** 2).mean()
+    assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 35  # 8-bit storage changes the video by < 1/50 of a level RMS

@@ -16,6 +16,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from interworld.config import ModelConfig
+from interworld.io.quant import dequantize, is_quantized, quantize
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -34,8 +35,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(path: str | Path, cfg: ModelConfig, parts: dict[str, nn.Module | dict], extra: dict | None = None) -> Path:
-    """parts: {"dit": module, "vae": module, ...}; extra: JSON-able metadata (step, metrics...)."""
+def save_checkpoint(path: str | Path, cfg: ModelConfig, parts: dict[str, nn.Module | dict], extra: dict | None = None,
+                    int8: bool = False) -> Path:
+    """parts: {"dit": module, "vae": module, ...}; extra: JSON-able metadata (step, metrics...).
+    int8: store weight matrices in 8 bits (io/quant.py), a quarter of float32's bytes."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {}
@@ -43,6 +46,8 @@ def save_checkpoint(path: str | Path, cfg: ModelConfig, parts: dict[str, nn.Modu
         sd = part.state_dict() if isinstance(part, nn.Module) else part
         for k, v in sd.items():
             tensors[f"{prefix}.{k}"] = v.detach().to("cpu").contiguous()
+    if int8:
+        tensors = quantize(tensors)
     tmp = path / (WEIGHTS + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": "interworld", "parts": ",".join(parts)})
     os.replace(tmp, path / WEIGHTS)
@@ -54,10 +59,15 @@ def save_checkpoint(path: str | Path, cfg: ModelConfig, parts: dict[str, nn.Modu
 def read_config(path: str | Path) -> tuple[ModelConfig, dict]:
     path = Path(path)
     f = path / CONFIG
-    if not f.is_file():
-        raise CheckpointError(f"{str(path)!r} is not an interworld checkpoint: no {CONFIG} in it")
-    meta = json.loads(f.read_text())
-    if "model" not in meta:
+    meta = json.loads(f.read_text()) if f.is_file() else None
+    if meta is None or "model" not in meta:
+        from interworld.io.official import is_official, detect
+
+        if is_official(path):  # an official release: it must be read through the official loader
+            raise CheckpointError(f"{str(path)!r} is a {detect(path).name} folder, not an interworld checkpoint: "
+                                  f"convert it first with `interworld convert {path} OUT` and use OUT")
+        if meta is None:
+            raise CheckpointError(f"{str(path)!r} is not an interworld checkpoint: no {CONFIG} in it")
         raise CheckpointError(f"{f} has no 'model' section")
     return ModelConfig.from_dict(meta.pop("model")), meta
 
@@ -66,7 +76,8 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
     f = Path(path) / WEIGHTS
     if not f.is_file():
         raise CheckpointError(f"no {WEIGHTS} in {str(path)!r}")
-    return load_file(str(f), device=str(device))
+    tensors = load_file(str(f), device=str(device))
+    return dequantize(tensors) if is_quantized(tensors) else tensors  # 8-bit storage (io/quant.py)
 
 
 def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, where: str = "checkpoint") -> None:
