@@ -37,6 +37,9 @@ def add_parser(sub):
     p.add_argument("--ckpt-every", type=int, default=1000, help="checkpoint every N steps (default 1000)")
     p.add_argument("--log-every", type=int, default=20, help="log every N steps (default 20)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--error-buffer", type=int, default=0, metavar="N",
+                   help="world: feed the model's own residuals back into its context, from a buffer of N latent "
+                        "frames (0: off; try 1024)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gap", type=int, default=4, help="pose: frames between the two inputs (default 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -69,7 +72,7 @@ def run(args) -> int:
     fa = FitArgs(kind=args.kind, data=args.data, out=args.out, preset=args.preset, init=args.init, steps=args.steps,
                  batch=args.batch, lr=args.lr, warmup=args.warmup, latents=args.latents, time_limit=args.time_limit,
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
-                 scheme=args.scheme, seed=args.seed)
+                 scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer)
     try:
         with Progress(TextColumn(f"[bold]train {args.kind}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), disable=args.quiet) as bar:

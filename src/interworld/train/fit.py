@@ -26,6 +26,7 @@ from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
 from interworld.models.vae import CausalVAE
 from interworld.train import common
+from interworld.train.error_buffer import ErrorBuffer
 from interworld.train.latents import LatentClips
 from interworld.train.vae import reconstruction_psnr, set_latent_stats, vae_loss
 from interworld.train.world import DEFAULT_PROMPT, WorldBatch, teacher_forced_prediction, world_loss
@@ -51,6 +52,7 @@ class FitArgs:
     scheme: str | None = None
     seed: int = 0
     quiet: bool = False
+    error_buffer: int = 0  # world: capacity of the error buffer in latent frames (0: off)
 
 
 def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: str, device) -> dict:
@@ -121,6 +123,7 @@ def fit(a: FitArgs, progress=None) -> Path:
     if common.is_main() and not resume:
         log.log(step, train_frames=n_frames, val_frames=val.frames if val else 0, world_size=world)
     t_log, last = time.time(), {}
+    errors = ErrorBuffer(a.error_buffer) if a.kind == "world" and a.error_buffer > 0 else None
 
     def checkpoint(extra=None):
         if common.is_main():
@@ -157,7 +160,8 @@ def fit(a: FitArgs, progress=None) -> Path:
             else:
                 batch = WorldBatch(None, b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * a.batch,
                                    latents=b["latents"], size=(data.height, data.width))
-                loss, metrics = world_loss(wrapped["dit"], vae, wrapped["text"], batch, cfg, scheme, device)
+                loss, metrics = world_loss(wrapped["dit"], vae, wrapped["text"], batch, cfg, scheme, device,
+                                           errors=errors)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)

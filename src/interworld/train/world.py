@@ -119,13 +119,19 @@ def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBa
 
 
 def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
-               generator=None) -> tuple[torch.Tensor, dict]:
+               generator=None, errors=None) -> tuple[torch.Tensor, dict]:
+    """errors: an ErrorBuffer (train/error_buffer.py) whose residuals corrupt the clean
+    context and which collects this batch's residuals; None trains on clean context."""
     z, step, pl, ctx = encode_and_condition(cfg, vae, text_encoder, batch, scheme, device, cfg.chunk_latents, 1)
     b, f = z.shape[0], z.shape[2]
     t = layout_timesteps(b, f, cfg, scheme, device, generator=generator)
     noise = torch.randn(z.shape, generator=generator).to(device) if generator is not None else torch.randn_like(z)
-    v, _ = dit(add_noise(z, noise, t), t, ctx, step, plucker=pl)
+    z_in = errors.corrupt_context(z, t) if errors is not None else z  # the target stays the clean z
+    x_t = add_noise(z_in, noise, t)
+    v, _ = dit(x_t, t, ctx, step, plucker=pl)
     loss = flow_matching_loss(v, z, noise, mask=t > 0)
+    if errors is not None:
+        errors.collect(x_t, v, z, t)
     # metrics stay on the device: reading them is a sync, done only when logging
     return loss, {"loss": loss.detach(), "t_mean": t.mean()}
 
