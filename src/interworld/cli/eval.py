@@ -23,9 +23,9 @@ strips of engine against model frames. The final-evaluation maps are refused."""
 def add_parser(sub):
     p = sub.add_parser("eval", help="measure a model against the real engine", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="checkpoint folder (default: the shipped small model)")
-    src.add_argument("--baseline", choices=["repeat-last"], help="evaluate the trivial predictor alone")
+    p.add_argument("--checkpoint", help="checkpoint folder (default: the shipped small model); with --baseline "
+                                        "only its frame size and rate are used")
+    p.add_argument("--baseline", choices=["repeat-last"], help="evaluate the trivial predictor alone")
     p.add_argument("--random-init", action="store_true", help="a preset with random weights (smoke runs)")
     p.add_argument("--maps", nargs="+", default=["val"], help="map ids or 'val' (default: the validation maps of "
                                                               "freedoom2, MAP19 and MAP20)")

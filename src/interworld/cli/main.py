@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["play", "generate", "record", "train", "eval", "bench", "info"]  # module names under interworld.cli
+COMMANDS = ["play", "generate", "record", "train", "distill", "eval", "bench", "info", "convert"]  # module names under interworld.cli
 
 
 class UsageError(Exception):

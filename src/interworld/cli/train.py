@@ -48,8 +48,7 @@ def add_parser(sub):
 def run(args) -> int:
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from interworld.cli.progress import step_bar
     from interworld.cli.main import UsageError
     from interworld.data.shards import list_shards
     from interworld.train.fit import FitArgs, fit
@@ -59,12 +58,10 @@ def run(args) -> int:
     if args.kind == "pose":
         from interworld.train.pose import train_pose
 
-        with Progress(TextColumn("[bold]train pose"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), disable=args.quiet) as bar:
-            task = bar.add_task("steps", total=args.steps, loss="")
+        with step_bar("train pose", args.steps, "loss", args.quiet) as update:
             out = train_pose(args.data, args.out, steps=args.steps, batch=args.batch, lr=args.lr, gap=args.gap,
                              time_limit=args.time_limit, device=args.device, seed=args.seed,
-                             progress=lambda s, n, l: bar.update(task, completed=s, loss=f"{l:.4f}"))
+                             progress=lambda s, n, loss: update(s, loss))
         print(f"pose estimator in {out}")
         return 0
     if args.kind == "world" and not args.init and not (Path(args.out) / "config.json").is_file():
@@ -74,10 +71,8 @@ def run(args) -> int:
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer)
     try:
-        with Progress(TextColumn(f"[bold]train {args.kind}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), disable=args.quiet) as bar:
-            task = bar.add_task("steps", total=args.steps, loss="")
-            out = fit(fa, progress=lambda s, n, m: bar.update(task, completed=s, loss=f"{m.get('loss', 0):.4f}"))
+        with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
+            out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(f"checkpoint in {out}")

@@ -35,13 +35,21 @@ def sample_euler(model, x, ts, *, callback=None):
     return x
 
 
-def sample_x0_renoise(model, x, ts, *, generator=None, noise_fn=None, callback=None):
+def sample_x0_renoise(model, x, ts, *, generator=None, noise_fn=None, callback=None, exit_step=None):
     """The distilled few-step sampler (DMD / Self-Forcing): predict x0, re-noise it to the
-    next timestep with fresh noise, repeat; the last step returns x0."""
+    next timestep with fresh noise, repeat; the last step returns x0.
+
+    exit_step: stop after that step and return its x0 (Self-Forcing's training rollout: a
+    random exit trains every step). Only the returned step is computed with gradients."""
     ts = [float(t) for t in ts]
-    for i, t in enumerate(ts):
-        x0 = _x0(model, x, t)
-        if i + 1 < len(ts):
+    last = len(ts) - 1 if exit_step is None else exit_step
+    if not 0 <= last < len(ts):
+        raise ValueError(f"exit_step {exit_step} is outside the {len(ts)} steps")
+    grad = torch.is_grad_enabled()
+    for i, t in enumerate(ts[: last + 1]):
+        with torch.set_grad_enabled(grad and i == last):
+            x0 = _x0(model, x, t)
+        if i < last:
             if noise_fn is not None:
                 n = noise_fn(x0.shape)
             else:

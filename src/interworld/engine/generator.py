@@ -214,7 +214,22 @@ class Generator:
         self.latents += list(x0.float().split(1, dim=2))
         return x0
 
-    def _sample(self, denoise, n_new: int) -> torch.Tensor:
+    def next_chunk_train(self, keys: torch.Tensor, mouse: torch.Tensor, exit_step: int,
+                         cache_from=None) -> torch.Tensor:
+        """The causal student's self-rollout step in distillation: as `next_chunk`, but the
+        few-step sampler stops at `exit_step` and that step's x0 keeps its graph. The KV
+        cache is written from `cache_from(x0)` (detached; default x0 itself), which lets
+        training substitute real latents (no self-rollout) or corrupted ones (error buffer)."""
+        if self.scheme != "causal" or self.sampler != "x0":
+            raise ValueError("self-rollout training needs the causal scheme and the x0 sampler")
+        first_new = self.n_latents
+        self._record_actions(keys, mouse)
+        new_ids = torch.arange(first_new, first_new + self.new_count())
+        x0 = self._causal_chunk(new_ids, exit_step=exit_step, cache_from=cache_from)
+        self.latents += list(x0.detach().float().split(1, dim=2))
+        return x0
+
+    def _sample(self, denoise, n_new: int, exit_step: int | None = None) -> torch.Tensor:
         calls = [0]
 
         def timed_denoise(x, t):
@@ -223,6 +238,8 @@ class Generator:
                 return denoise(x, t)
 
         kw = {"generator": self.gen} if self.sampler == "x0" else {}
+        if exit_step is not None:
+            kw["exit_step"] = exit_step
         return run_sampler(self.sampler, timed_denoise, self._noise(n_new), self.ts, **kw)
 
     # ---------------------------------------------------------------- causal
@@ -240,7 +257,7 @@ class Generator:
         self.cache.tokens_per_frame = kvs[0][0].shape[1] // len(ids)
         self.cache.commit(ids)
 
-    def _causal_chunk(self, new_ids: torch.Tensor) -> torch.Tensor:
+    def _causal_chunk(self, new_ids: torch.Tensor, exit_step: int | None = None, cache_from=None) -> torch.Tensor:
         with self.timed("conditions (actions, rays)"):
             kb, ms = self._windows(new_ids)
             poses = self.poses[new_ids]
@@ -254,9 +271,9 @@ class Generator:
             v, _ = expert(x, tt, self.context, step, plucker=pl, kv_prefix=self.cache.prefix(name))
             return v
 
-        x0 = self._sample(denoise, len(new_ids))
-        with self.timed("kv-cache update"):
-            self._write_cache(new_ids.tolist(), x0)
+        x0 = self._sample(denoise, len(new_ids), exit_step)
+        with self.timed("kv-cache update"), torch.no_grad():
+            self._write_cache(new_ids.tolist(), (x0 if cache_from is None else cache_from(x0)).detach())
         return x0
 
     # ---------------------------------------------------------------- segment

@@ -15,6 +15,10 @@ from interworld.data.policy import ExplorerPolicy
 from interworld.data.vizdoom_rec import _frame, engine_pose, make_game, start_episode, to_buttons
 
 
+class EpisodeEnded(RuntimeError):
+    """The player died (damaging floors) before the replay ended: try another seed."""
+
+
 def replay(map_id: str, keys: torch.Tensor | None, mouse: torch.Tensor | None, *, seed: int = 0,
            warmup: int = 60, height: int = 128, width: int = 160, skip: int = 2,
            policy_frames: int = 0) -> dict[str, np.ndarray]:
@@ -30,6 +34,8 @@ def replay(map_id: str, keys: torch.Tensor | None, mouse: torch.Tensor | None, *
         prev = engine_pose(game)
         k, dx, dy = policy.act(moved)
         game.make_action(to_buttons(k, dx, dy, skip), skip)
+        if game.is_episode_finished():  # e.g. died in a damaging floor
+            raise EpisodeEnded(f"the episode on {map_id} ended during the replay (seed {seed})")
         moved = float(np.hypot(*(engine_pose(game)[:2] - prev[:2])))
         return k, dx, dy
 
@@ -47,7 +53,7 @@ def replay(map_id: str, keys: torch.Tensor | None, mouse: torch.Tensor | None, *
                 pressed = [i for i, v in enumerate(hot) if v > 0.5]
                 game.make_action(to_buttons(pressed, dx, dy, skip), skip)
             if game.is_episode_finished():
-                raise RuntimeError(f"the episode on {map_id} ended during the replay (seed {seed})")
+                raise EpisodeEnded(f"the episode on {map_id} ended during the replay (seed {seed})")
             frames.append(_frame(game, size))
             poses.append(engine_pose(game))
             played.append(([1.0 if i in pressed else 0.0 for i in range(len(KEYS))], [dx, dy]))

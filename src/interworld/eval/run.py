@@ -32,7 +32,7 @@ import torch
 from interworld.eval.drift import drift_score, sharpness
 from interworld.eval.metrics import psnr, ssim
 from interworld.eval.plots import line_plot
-from interworld.eval.replay import replay
+from interworld.eval.replay import EpisodeEnded, replay
 from interworld.eval.scripts import script
 from interworld.eval.strips import save_strip
 
@@ -140,7 +140,15 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
     results = {"cases": [], "revisits": []}
     curves_model, curves_repeat = [], []
     for map_id, seed in cases:
-        gt = replay(map_id, None, None, seed=seed, warmup=a.warmup, height=H, width=W, policy_frames=n_frames)
+        for retry in range(5):  # a seed whose player dies in a damaging floor is replaced by the next
+            try:
+                gt = replay(map_id, None, None, seed=seed, warmup=a.warmup, height=H, width=W,
+                            policy_frames=n_frames)
+                break
+            except EpisodeEnded:
+                seed += 1000
+        else:
+            raise RuntimeError(f"five seeds in a row ended early on {map_id}: use shorter --seconds")
         real = gt["frames"]
         rep = np.repeat(real[:1], len(real), 0)
         case = {"map": map_id, "seed": seed, "frames": int(n_frames)}
@@ -177,7 +185,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
                 k, m = script(name)
                 try:
                     rv = replay(map_id, k, m, seed=seed, warmup=a.warmup, height=H, width=W)
-                except RuntimeError:
+                except EpisodeEnded:
                     tick(name)
                     continue
                 first, back = rv["frames"][:1], rv["frames"][-1:]

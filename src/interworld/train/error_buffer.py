@@ -60,6 +60,16 @@ class ErrorBuffer:
         self.add(res)
 
     @torch.no_grad()
+    def perturb(self, z: torch.Tensor) -> torch.Tensor:
+        """Every frame of z [B, C, F, h, w] plus a sampled residual times a factor in [0, 1], in a
+        p_inject share of the clips (the context a student writes into its cache)."""
+        if self.count == 0:
+            return z
+        t = torch.zeros(z.shape[0], z.shape[2] + 1, device=z.device)
+        pad = torch.cat([z[:, :, :1], z], 2)  # a stand-in start frame, which corrupt_context leaves alone
+        return self.corrupt_context(pad, t)[:, :, 1:]
+
+    @torch.no_grad()
     def corrupt_context(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Add sampled residuals, each scaled by a random factor in [0, 1], to the clean context
         frames (t == 0) after the first (the start image is real at inference too), in a

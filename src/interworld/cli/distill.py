@@ -1,0 +1,69 @@
+"""`interworld distill`: a few-step causal student from a trained teacher (DMD + self-rollout)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = """Distil a world-model teacher into a few-step causal student.
+
+The student starts as a copy of the teacher and learns by Distribution Matching
+Distillation on its own multi-chunk rollouts through its KV cache (self-rollout), with a
+fake-score network trained online on its samples and, optionally, an error buffer that
+feeds its residuals back into its context. Each part has a switch so its effect can be
+measured with `interworld eval`.
+
+  interworld distill --teacher runs/world --data data/doom --out runs/student --steps 2000
+  interworld distill ... --no-self-rollout          # the ablation: real context in the cache
+  interworld distill ... --error-buffer 1024        # with the error buffer
+
+Several GPUs: torchrun --nproc_per_node N -m interworld.cli.main distill ...
+Runs resume from OUT; the student in OUT is a world checkpoint (generate/play/eval take it)."""
+
+
+def add_parser(sub):
+    p = sub.add_parser("distill", help="distil a few-step causal student (DMD)", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", required=True, help="teacher checkpoint folder (interworld train world)")
+    p.add_argument("--data", required=True, help="folder of shards (start images and actions)")
+    p.add_argument("--out", required=True, help="run folder: the student checkpoint, fake score, logs")
+    p.add_argument("--steps", type=int, default=2000, help="student updates (default 2000)")
+    p.add_argument("--batch", type=int, default=8, help="start images per rollout and GPU (default 8)")
+    p.add_argument("--chunks", type=int, default=3, help="chunks per self-rollout (default 3)")
+    p.add_argument("--student-steps", type=int, default=3, help="the student's sampling steps (default 3)")
+    p.add_argument("--lr", type=float, default=2e-5, help="student learning rate (default 2e-5)")
+    p.add_argument("--fake-lr", type=float, default=2e-5, help="fake-score learning rate (default 2e-5)")
+    p.add_argument("--fake-steps", type=int, default=5, help="fake-score updates per student update (default 5)")
+    p.add_argument("--no-self-rollout", action="store_true", help="cache the real latents, not the student's own")
+    p.add_argument("--error-buffer", type=int, default=0, metavar="N", help="error buffer of N latent frames (0: off)")
+    p.add_argument("--time-limit", type=float, help="wall-clock seconds; checkpoint and stop before they run out")
+    p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N student updates (default 500)")
+    p.add_argument("--log-every", type=int, default=10, help="log every N student updates (default 10)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from interworld.cli.main import UsageError
+    from interworld.cli.progress import step_bar
+    from interworld.data.shards import list_shards
+    from interworld.train.distill import DistillArgs, distill
+
+    if not (Path(args.teacher) / "config.json").is_file():
+        raise UsageError(f"{args.teacher!r} is not a checkpoint folder (train one with `interworld train world`)")
+    if not Path(args.data).is_dir() or not list_shards(args.data):
+        raise UsageError(f"no shards in {args.data!r}: record some with `interworld record`")
+    a = DistillArgs(data=args.data, out=args.out, teacher=args.teacher, steps=args.steps, batch=args.batch,
+                    chunks=args.chunks, student_steps=args.student_steps, lr=args.lr, fake_lr=args.fake_lr,
+                    fake_steps=args.fake_steps, self_rollout=not args.no_self_rollout,
+                    error_buffer=args.error_buffer, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
+                    log_every=args.log_every, device=args.device, seed=args.seed)
+    try:
+        with step_bar("distill", args.steps, "dmd", args.quiet) as update:
+            out = distill(a, progress=lambda s, n, m: update(s, m.get("dmd", 0.0)))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"student in {out}")
+    return 0

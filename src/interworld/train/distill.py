@@ -1,0 +1,288 @@
+"""Distillation: the many-step teacher into a few-step causal student (DMD + self-rollout).
+
+The student starts as a copy of the teacher and samples with the x0-renoise sampler in
+`student_steps` steps, chunk by chunk with the KV cache, exactly as the streaming generator
+does (it *is* the generator: `Generator.next_chunk_train`). Each iteration:
+
+1. self-rollout: from a real start image the student generates `chunks` consecutive chunks
+   on its own outputs through its cache (switch off: the cache holds the real latents
+   instead, the classic teacher-forced student). Each chunk stops at a random sampler step,
+   whose output keeps its graph (Self-Forcing's stochastic exit), so every step is trained;
+2. Distribution Matching Distillation: the generated chunks are noised to a random t; the
+   frozen teacher (the real score) and a fake-score network trained online on the
+   student's samples each predict x0; the student moves along (x0_fake - x0_real),
+   normalised by |x0 - x0_real| (DMD's weighting);
+3. the fake score learns the student's current distribution by flow matching on the
+   detached rollouts, `fake_steps` updates per student update (DMD2's two time-scales);
+4. error buffer (switch): residuals x0 - x0_real go into a bounded buffer, and sampled
+   residuals corrupt the context written into the cache, so the student learns to correct
+   errors of the kind it makes.
+
+One rollout serves a batch of start images under one action sequence (the generator's
+stream has one action stream). Several GPUs: torchrun; gradients are averaged by hand,
+since the rollout calls the networks many times per backward.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from interworld.config import ModelConfig
+from interworld.data.maps import TRAIN
+from interworld.data.shards import ClipDataset
+from interworld.diffusion.flow import add_noise, flow_matching_loss
+from interworld.engine.generator import Generator
+from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
+from interworld.models.action import action_windows
+from interworld.models.camera import latent_plucker, previous_refs
+from interworld.models.dit import Step, build_dit
+from interworld.models.text import BuiltinTextEncoder
+from interworld.models.vae import CausalVAE
+from interworld.train import common
+from interworld.train.error_buffer import ErrorBuffer
+from interworld.train.latents import LatentClips
+from interworld.train.world import DEFAULT_PROMPT, _causal_masks
+
+
+@dataclass
+class DistillArgs:
+    data: str
+    out: str
+    teacher: str  # a world checkpoint folder (interworld train world)
+    steps: int = 1000  # student updates
+    batch: int = 4
+    chunks: int = 3  # chunks per self-rollout
+    student_steps: int = 3
+    lr: float = 2e-5
+    fake_lr: float = 2e-5
+    fake_steps: int = 5  # fake-score updates per student update
+    self_rollout: bool = True
+    error_buffer: int = 0  # capacity in latent frames; 0: off
+    t_min: float = 20.0
+    t_max: float = 980.0
+    time_limit: float | None = None
+    log_every: int = 10
+    ckpt_every: int = 500
+    device: str | None = None
+    seed: int = 0
+
+
+def _x0(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return x_t.float() - (t / 1000.0)[:, None, :, None, None] * v.float()
+
+
+def clip_conditions(gen: Generator, cfg: ModelConfig, b: int, device):
+    """Step (actions, causal mask) and Plucker rays for the whole rolled-out clip, from the
+    generator's own actions and integrated poses: what the teacher and the fake score see."""
+    f = gen.n_latents
+    ids = torch.arange(f)
+    kb = ms = None
+    if cfg.action is not None:
+        tr, w = cfg.vae.temporal, cfg.action.windows
+        kb = action_windows(gen.keys[None], ids, tr, w).expand(b, -1, -1, -1).to(device)
+        ms = action_windows(gen.mouse[None], ids, tr, w).expand(b, -1, -1, -1).to(device)
+    pl = None
+    if cfg.camera:
+        p = gen.poses[:f]
+        pl = latent_plucker(p, previous_refs(p), gen.height, gen.width, cfg.vae.spatial, cfg.kinematics)
+        pl = pl[None].expand(b, -1, -1, -1, -1).to(device)
+    s = cfg.tokens_per_frame(gen.height, gen.width)
+    mask, amask = _causal_masks(f, cfg.chunk_latents, cfg.sink_latents, cfg.window_latents, 1, s, str(device))
+    return Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask), pl
+
+
+def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *, chunks: int, seed: int,
+            self_rollout: bool = True, errors: ErrorBuffer | None = None, grad: bool = True,
+            exit_steps: list[int] | None = None) -> tuple[torch.Tensor, Generator]:
+    """The student's rollout of `chunks` chunks from the start latents z_real[:, :, :1].
+
+    z_real [B, C, F, h, w]: real latents (their later frames are used only without self-rollout);
+    keys/mouse [T, *]: one action sequence for the batch. Returns (generated latents
+    [B, C, chunks*chunk, h, w], with the graph of each chunk's exit step, and the generator)."""
+    gen = Generator(student, cfg, ctx, scheme="causal", sampler="x0", seed=seed,
+                    height=z_real.shape[3] * cfg.vae.spatial, width=z_real.shape[4] * cfg.vae.spatial)
+    gen.start(z_real[:, :, :1])
+    rng = random.Random(seed)
+    n_steps = len(gen.ts)
+    per = gen.frames_for_next()
+    out = []
+    for c in range(chunks):
+        first = gen.n_latents
+
+        def cache_from(x0, first=first):
+            ctx_lat = x0 if self_rollout else z_real[:, :, first:first + x0.shape[2]].to(x0)
+            return errors.perturb(ctx_lat) if errors is not None else ctx_lat
+
+        exit_step = exit_steps[c] if exit_steps is not None else rng.randrange(n_steps)
+        k, m = keys[1 + c * per: 1 + (c + 1) * per], mouse[1 + c * per: 1 + (c + 1) * per]
+        with torch.set_grad_enabled(grad):
+            out.append(gen.next_chunk_train(k, m, exit_step, cache_from=cache_from))
+    return torch.cat(out, 2), gen
+
+
+def dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, t_min: float, t_max: float):
+    """DMD's generator loss on generated latents x0_gen [B, C, F, h, w] after the clean start
+    latent z0 [B, C, 1, h, w]; returns (loss, residual x0_gen - x0_real, metrics)."""
+    b, f = x0_gen.shape[0], x0_gen.shape[2] + 1
+    t = torch.empty(b, device=x0_gen.device).uniform_(t_min, t_max)
+    tt = torch.zeros(b, f, device=x0_gen.device)
+    tt[:, 1:] = t[:, None]
+    with torch.no_grad():
+        noise = torch.randn_like(x0_gen)
+        x_t = torch.cat([z0, add_noise(x0_gen.detach(), noise, t)], 2)
+        x0_real = _x0(x_t, teacher(x_t, tt, ctx, step, plucker=pl)[0], tt)[:, :, 1:]
+        x0_fake = _x0(x_t, fake(x_t, tt, ctx, step, plucker=pl)[0], tt)[:, :, 1:]
+        weight = (x0_gen.detach().float() - x0_real).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-6)
+        g = (x0_fake - x0_real) / weight
+        target = (x0_gen.detach().float() - g)
+    loss = 0.5 * F.mse_loss(x0_gen.float(), target)
+    return loss, (x0_gen.detach().float() - x0_real), {"dmd": loss.detach(), "dmd_grad": g.abs().mean()}
+
+
+def fake_loss(fake, x0_gen, z0, ctx, step, pl):
+    """Flow matching of the fake score on the student's (detached) samples."""
+    b, f = x0_gen.shape[0], x0_gen.shape[2] + 1
+    t = torch.rand(b, device=x0_gen.device) * 1000.0
+    tt = torch.zeros(b, f, device=x0_gen.device)
+    tt[:, 1:] = t[:, None]
+    x0 = torch.cat([z0, x0_gen.detach()], 2)
+    noise = torch.randn_like(x0)
+    v, _ = fake(add_noise(x0, noise, tt), tt, ctx, step, plucker=pl)
+    return flow_matching_loss(v, x0, noise, mask=tt > 0)
+
+
+def _average_grads(params) -> None:
+    if dist.is_initialized():
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= dist.get_world_size()
+
+
+def distill(a: DistillArgs, progress=None) -> Path:
+    budget = common.Budget(a.time_limit)
+    device, rank, world = common.setup_distributed(a.device)
+    torch.manual_seed(a.seed + rank)
+    run = Path(a.out)
+    run.mkdir(parents=True, exist_ok=True)
+    resume = (run / "config.json").is_file() and (run / "fake.safetensors").is_file()
+    cfg, _ = read_config(a.teacher)
+    if cfg.chunk_latents < 1:
+        raise ValueError("distillation needs a causal model with chunks of at least one latent frame")
+    tensors = load_tensors(a.teacher)
+    vae = CausalVAE(cfg.vae).to(device).requires_grad_(False).eval()
+    load_into(vae, tensors, "vae", a.teacher)
+    text = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers).to(device)
+    load_into(text, tensors, "text", a.teacher)
+    text.requires_grad_(False).eval()
+    teacher = build_dit(cfg).to(device)
+    load_into(teacher, tensors, "dit", a.teacher)
+    teacher.requires_grad_(False).eval()
+    student, fake = copy.deepcopy(teacher).requires_grad_(True), copy.deepcopy(teacher).requires_grad_(True)
+    scfg = dataclasses.replace(cfg, scheme="causal", sampler="x0", steps=a.student_steps)
+    step_n = 0
+    if resume:
+        load_into(student, load_tensors(run), "dit", str(run))
+        load_into(fake, load_file(str(run / "fake.safetensors"), device=str(device)), "dit", str(run))
+        step_n = json.loads((run / "state.json").read_text())["step"]
+    student.train()
+    fake.train()
+    opt_s = torch.optim.AdamW(student.parameters(), lr=a.lr, betas=(0.0, 0.999), weight_decay=0.01)
+    opt_f = torch.optim.AdamW(fake.parameters(), lr=a.fake_lr, betas=(0.0, 0.999), weight_decay=0.01)
+    names_s = common.param_names({"student": student})
+    names_f = common.param_names({"fake": fake})
+    if resume and (run / "optimizer.safetensors").is_file():
+        st = load_file(str(run / "optimizer.safetensors"))
+        common.load_optimizer_tensors(opt_s, names_s, st)
+        common.load_optimizer_tensors(opt_f, names_f, st)
+
+    n_lat = 1 + a.chunks * cfg.chunk_latents
+    clips = ClipDataset(a.data, 1 + (n_lat - 1) * cfg.vae.temporal, maps=list(TRAIN), seed=a.seed + rank,
+                        part=(rank, world))
+    amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    data = LatentClips(clips, vae, n_lat, device, seed=a.seed * 1000 + rank + step_n,
+                       amp=amp_ctx)
+    errors = ErrorBuffer(a.error_buffer) if a.error_buffer > 0 else None
+    log = common.Logger(run)
+    if common.is_main() and not resume:
+        log.log(step_n, train_frames=clips.frames, world_size=world, self_rollout=a.self_rollout,
+                error_buffer=a.error_buffer, student_steps=a.student_steps)
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+            "cpu", enabled=False)
+
+    def checkpoint():
+        if not common.is_main():
+            return
+        save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": text},
+                        extra={"kind": "student", "teacher": str(a.teacher), "step": step_n,
+                               "self_rollout": a.self_rollout, "error_buffer": a.error_buffer})
+        tmp = run / "fake.safetensors.tmp"
+        save_file({f"dit.{k}": v.detach().cpu().contiguous() for k, v in fake.state_dict().items()}, str(tmp))
+        os.replace(tmp, run / "fake.safetensors")
+        tmp = run / "optimizer.safetensors.tmp"
+        save_file({**common.optimizer_tensors(opt_s, names_s), **common.optimizer_tensors(opt_f, names_f)}, str(tmp))
+        os.replace(tmp, run / "optimizer.safetensors")
+        tmp = run / "state.json.tmp"
+        tmp.write_text(json.dumps({"step": step_n}))
+        os.replace(tmp, run / "state.json")
+
+    it, stop, metrics = 0, False, {}
+    while step_n < a.steps and not stop:
+        b = data.sample(a.batch)
+        ctx = text([DEFAULT_PROMPT] * a.batch)
+        z = b["latents"]
+        update_student = it % a.fake_steps == a.fake_steps - 1
+        seed = (a.seed * 100003 + rank * 7919 + it * 31 + step_n) % (2**31)
+        with autocast():
+            x0_gen, gen = rollout(student, scfg, ctx, z, b["keys"][0].cpu(), b["mouse"][0].cpu(), chunks=a.chunks,
+                                  seed=seed, self_rollout=a.self_rollout, errors=errors, grad=update_student)
+            step, pl = clip_conditions(gen, scfg, a.batch, device)
+            z0 = z[:, :, :1]
+            lf = fake_loss(fake, x0_gen, z0, ctx, step, pl)
+        opt_f.zero_grad(set_to_none=True)
+        lf.backward()
+        _average_grads(fake.parameters())
+        torch.nn.utils.clip_grad_norm_(fake.parameters(), 1.0)
+        opt_f.step()
+        metrics["fake_loss"] = lf.detach()
+        if update_student:
+            with autocast():
+                ls, residual, m = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
+            opt_s.zero_grad(set_to_none=True)
+            ls.backward()
+            _average_grads(student.parameters())
+            gn = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            if math.isfinite(float(gn)):
+                opt_s.step()
+            if errors is not None:
+                errors.add(residual.permute(0, 2, 1, 3, 4).flatten(0, 1))
+            metrics.update(m)
+            step_n += 1
+            if step_n % a.log_every == 0:
+                log.log(step_n, **{k: float(v) for k, v in metrics.items()},
+                        error_buffer_frames=len(errors) if errors is not None else 0)
+                if progress and common.is_main():
+                    progress(step_n, a.steps, {k: float(v) for k, v in metrics.items()})
+            if step_n % a.ckpt_every == 0:
+                checkpoint()
+            stop = common.agree(budget.done(), device)
+        it += 1
+    checkpoint()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return run

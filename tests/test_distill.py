@@ -1,0 +1,129 @@
+"""Distillation on the tiny preset: the self-rollout is the streaming generator, one DMD step
+moves the student and never the teacher, runs resume, and each switch runs."""
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from interworld.config import get_preset
+from interworld.data.shards import Shard, write_shard
+from interworld.engine.generator import Generator
+from interworld.engine.world import World
+from interworld.io.checkpoint import load_tensors, save_checkpoint
+from interworld.models.dit import build_dit
+from interworld.models.text import BuiltinTextEncoder
+from interworld.train.distill import DistillArgs, distill, rollout
+
+
+def _cfg():
+    return dataclasses.replace(get_preset("tiny"), scheme="causal", sampler="x0", steps=2, chunk_latents=1)
+
+
+def _wake(module, seed=0):
+    """Random weights everywhere (zero-initialised outputs would make every test trivially pass)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return module
+
+
+def test_self_rollout_is_the_streaming_generator():
+    cfg = _cfg()
+    torch.manual_seed(0)
+    dit = _wake(build_dit(cfg)).eval()
+    ctx = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers)(["a corridor", "a hall"])
+    c, _, h, w = cfg.latent_shape(1)
+    z = torch.randn(2, c, 3, h, w)
+    per = cfg.chunk_latents * cfg.vae.temporal
+    keys = torch.zeros(1 + 2 * per, 6)
+    keys[1:, 0] = 1
+    mouse = torch.randn(1 + 2 * per, 2)
+    mouse[0] = 0
+
+    ref = Generator(dit, cfg, ctx, scheme="causal", sampler="x0", seed=5)
+    ref.start(z[:, :, :1])
+    want = torch.cat([ref.next_chunk(keys[1 + i * per:1 + (i + 1) * per], mouse[1 + i * per:1 + (i + 1) * per])
+                      for i in range(2)], 2)
+    last = len(ref.ts) - 1
+    got, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=5, exit_steps=[last, last], grad=True)
+    assert got.requires_grad
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    other, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=6, exit_steps=[last, last], grad=False)
+    assert not torch.allclose(other, want, atol=1e-3)  # the comparison can fail: another seed differs
+
+
+def _data(folder, cfg, shards=3, n=25):
+    folder.mkdir(parents=True, exist_ok=True)
+    r = np.random.default_rng(0)
+    for i in range(shards):
+        base = r.integers(0, 256, (1, cfg.height, cfg.width, 3))
+        frames = np.clip(base + r.integers(-20, 21, (n, cfg.height, cfg.width, 3)), 0, 255).astype(np.uint8)
+        write_shard(folder / f"s{i}.npz", Shard(
+            frames=frames, keys=r.integers(0, 2, (n, 6)).astype(np.uint8), mouse=r.normal(size=(n, 2)).astype(np.float32),
+            pose=np.cumsum(r.normal(size=(n, 5)), 0).astype(np.float32), episode=np.zeros(n, np.int32),
+            frame=np.arange(n, dtype=np.int32), meta={"map": "freedoom2:MAP01"}))
+
+
+def _digest(path):
+    return hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
+    cfg = _cfg()
+    torch.manual_seed(0)
+    w = World.from_config(cfg, seed=0)
+    _wake(w.dit, 1)
+    teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    before = _digest(teacher)
+    _data(tmp_path / "data", cfg)
+    out = tmp_path / "student"
+    args = dict(data=str(tmp_path / "data"), out=str(out), teacher=str(teacher), batch=2, chunks=2, student_steps=2,
+                fake_steps=2, lr=1e-3, fake_lr=1e-3, log_every=1, device="cpu")
+    distill(DistillArgs(steps=1, **args))
+    assert _digest(teacher) == before  # the teacher is never written
+    t, s = load_tensors(teacher), load_tensors(out)
+    fake = __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(out / "fake.safetensors"))
+    moved = [k for k in t if k.startswith("dit.") and not torch.equal(t[k], s[k])]
+    assert moved, "one DMD step changed no student weight"
+    assert any(not torch.equal(t[k], fake[k]) for k in t if k.startswith("dit."))  # the fake score learned too
+    assert all(torch.equal(t[k], s[k]) for k in t if k.startswith("vae."))
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["model"]["sampler"] == "x0" and meta["model"]["steps"] == 2 and meta["step"] == 1
+
+    distill(DistillArgs(steps=2, **args))  # resumes at step 1
+    assert json.loads((out / "state.json").read_text())["step"] == 2
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "dmd" in r] == [1, 2]
+
+    # the student is a world checkpoint that streams with its own few-step sampler
+    ws = World.from_pretrained(str(out))
+    ws.reset((np.random.default_rng(0).random((cfg.height, cfg.width, 3)) * 255).astype(np.uint8), "x")
+    assert ws.step(None).shape[0] == ws.frames_per_step
+
+
+@pytest.mark.parametrize("switches", [dict(self_rollout=False), dict(error_buffer=8)])
+def test_each_switch_runs(tmp_path, switches):
+    cfg = _cfg()
+    w = World.from_config(cfg, seed=0)
+    _wake(w.dit, 2)
+    teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    _data(tmp_path / "data", cfg)
+    out = distill(DistillArgs(data=str(tmp_path / "data"), out=str(tmp_path / "s"), teacher=str(teacher), steps=3,
+                              batch=2, chunks=2, student_steps=2, fake_steps=1, log_every=1, device="cpu", **switches))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["self_rollout"] == float(switches.get("self_rollout", True))
+    if "error_buffer" in switches:
+        sizes = [r["error_buffer_frames"] for r in log if "dmd" in r]
+        assert 0 < sizes[-1] <= 8 and sizes == sorted(sizes)  # fills, then stays at its bound
+
+
+def test_cli_names_a_missing_teacher(tmp_path, capsys):
+    from interworld.cli.main import main
+
+    assert main(["distill", "--teacher", str(tmp_path / "nope"), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "is not a checkpoint folder" in capsys.readouterr().err
