@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # One GPU lease, start to finish, on every GPU of the machine (torchrun, one process each):
 # record ViZDoom data on all cores, train the VAE (unless a world run is carried in to
-# resume), train the world model, and write a compact copy of the run to OUT_DIR: the
-# checkpoint in fp16 cut into 15 MB parts (each file that comes back must be < 16 MiB),
-# config.json, state.json and the logs. A later lease resumes from that copy:
-#   cat model_fp16.part* > RUN/model.safetensors (plus config.json, state.json, log.jsonl)
+# resume), train the world model (the teacher), optionally distil the few-step student,
+# and write a compact copy to OUT_DIR (each file that comes back must be < 16 MiB, 8 at most):
+#   world_fp16.partNN    the teacher in fp16, cut into 15 MB parts
+#   student_int8.partNN  the student in 8-bit storage (when distilled)
+#   meta.tgz             configs, state.json and logs of every run
+# A later lease resumes the teacher from RESUME_DIR = a folder holding world_fp16.part* and
+# the world/ configs from meta.tgz (see docs/TRAINING.md).
 #
-# Usage: scripts/train_small_gpu.sh OUT_DIR [VAE_SECONDS] [WORLD_SECONDS] [RESUME_DIR]
-# Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size), WORLD_STEPS / VAE_STEPS (schedule length),
-#      WORLD_BATCH / VAE_BATCH (per GPU), WORLD_LR / VAE_LR.
+# Usage: scripts/train_small_gpu.sh OUT_DIR [VAE_SECONDS] [WORLD_SECONDS] [RESUME_DIR] [DISTILL_SECONDS]
+# Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
+#      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
+#      WORLD_LR / VAE_LR, ERROR_BUFFER (latent frames; 0 = off).
 set -euo pipefail
-out=${1:?OUT_DIR}; vae_s=${2:-200}; world_s=${3:-280}; resume=${4:-}
+out=${1:?OUT_DIR}; vae_s=${2:-200}; world_s=${3:-280}; resume=${4:-}; distill_s=${5:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 ngpu=$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")
@@ -24,20 +28,25 @@ iw record --out $data/val --maps MAP19 MAP20 --frames 8000 --workers 8 --seed 1 
 echo "recorded in $(( $(date +%s) - t0 )) s on $ngpu GPU(s)"; du -sh $data
 mkdir -p $runs
 if [ -n "$resume" ]; then
-  cp -r "$resume" $runs/world
-  if ls $runs/world/model_fp16.part* >/dev/null 2>&1; then
-    cat $runs/world/model_fp16.part* > $runs/world/model.safetensors && rm $runs/world/model_fp16.part*
-  fi
-  [ -f $runs/world/world_log.jsonl ] && mv $runs/world/world_log.jsonl $runs/world/log.jsonl
+  mkdir -p $runs/world && cp "$resume"/world/* $runs/world/
+  cat "$resume"/world_fp16.part* > $runs/world/model.safetensors
 else
-  iwrun train vae --data $data --out $runs/vae --preset "${PRESET:-small}" --steps "${VAE_STEPS:-3000}" --batch "${VAE_BATCH:-16}" --latents 3 \
-     --lr "${VAE_LR:-5e-4}" --time-limit "$vae_s" --val-every 500 --ckpt-every 100000 --quiet
-  cp $runs/vae/log.jsonl "$out/vae_log.jsonl"
+  iwrun train vae --data $data --out $runs/vae --preset "${PRESET:-small}" --steps "${VAE_STEPS:-3000}" \
+     --batch "${VAE_BATCH:-16}" --latents 3 --lr "${VAE_LR:-5e-4}" --time-limit "$vae_s" --val-every 500 \
+     --ckpt-every 100000 --quiet
 fi
 iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init $runs/vae ) \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \
-   --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 --quiet
-echo "trained in $(( $(date +%s) - t0 )) s"
-cp $runs/world/log.jsonl "$out/world_log.jsonl"; cp $runs/world/state.json $runs/world/config.json "$out/"
-python3 "$root/scripts/fp16_copy.py" $runs/world /tmp/fp16 && mv /tmp/fp16/model.safetensors "$out/model_fp16.safetensors"
-cd "$out" && split -b 15M -d model_fp16.safetensors model_fp16.part && rm model_fp16.safetensors && ls -la
+   --error-buffer "${ERROR_BUFFER:-0}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 --quiet
+echo "teacher trained at $(( $(date +%s) - t0 )) s"
+if [ "$distill_s" -gt 0 ]; then
+  iwrun distill --teacher $runs/world --data $data --out $runs/student --steps "${DISTILL_STEPS:-5000}" \
+     --error-buffer "${ERROR_BUFFER:-0}" --time-limit "$distill_s" --quiet
+  python3 "$root/scripts/fp16_copy.py" $runs/student /tmp/student8 --int8
+  split -b 15M -d /tmp/student8/model.safetensors "$out/student_int8.part"
+  echo "student distilled at $(( $(date +%s) - t0 )) s"
+fi
+python3 "$root/scripts/fp16_copy.py" $runs/world /tmp/world16
+split -b 15M -d /tmp/world16/model.safetensors "$out/world_fp16.part"
+(cd $runs && tar czf "$out/meta.tgz" --exclude='*.safetensors' --exclude=tb */)
+ls -la "$out"
