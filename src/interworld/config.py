@@ -106,6 +106,7 @@ class ModelConfig:
     scheme: str = "segment"  # "segment" (official) or "causal" (block-causal + KV cache)
     first_latents: int = 15  # segment 0: image latent + 14 new (57 video frames)
     memory_latents: int = 5
+    memory_bank: int = 64  # latent frames kept for memory retrieval (engine/memory_bank.py)
     past_latents: int = 4
     new_latents: int = 10
     chunk_latents: int = 2  # causal: latent frames generated per chunk

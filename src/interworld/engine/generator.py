@@ -27,6 +27,7 @@ import torch
 from interworld.config import ModelConfig
 from interworld.diffusion.flow import timesteps as make_timesteps
 from interworld.diffusion.samplers import sample as run_sampler
+from interworld.engine.memory_bank import MemoryBank
 from interworld.models.action import action_windows
 from interworld.models.camera import integrate_poses, latent_plucker, previous_refs
 from interworld.models.dit import Step, WanDiT
@@ -108,7 +109,10 @@ class Generator:
         self.context = context.to(self.device)
         self.gen = torch.Generator().manual_seed(seed)
         self.win = (cfg.action.windows * cfg.vae.temporal) if cfg.action is not None else 0
-        self.latents: list[torch.Tensor] = []  # [B, C, 1, h, w] per latent frame
+        # latent frames [B, C, 1, h, w]: the last few by index, older ones in the bounded memory bank
+        self.recent: dict[int, torch.Tensor] = {}
+        self.bank: MemoryBank | None = None
+        self._count = 0
         self.poses = torch.zeros(0, 5)  # per latent frame
         self.keys = torch.zeros(0, len_keys(cfg))  # per video frame
         self.mouse = torch.zeros(0, 2)
@@ -132,7 +136,26 @@ class Generator:
     # ---------------------------------------------------------------- helpers
     @property
     def n_latents(self) -> int:
-        return len(self.latents)
+        return self._count
+
+    def latent(self, i: int) -> torch.Tensor:
+        """Latent frame i, if the stream still holds it (recent frames, or the memory bank)."""
+        if i in self.recent:
+            return self.recent[i]
+        if self.bank is not None and i in self.bank:
+            return self.bank.get(i)
+        raise KeyError(f"latent frame {i} is no longer held (only recent frames and the memory bank are kept)")
+
+    def _append(self, x0: torch.Tensor) -> None:
+        for z in x0.detach().float().split(1, dim=2):
+            i = self._count
+            self.recent[i] = z
+            if self.bank is not None:
+                self.bank.add(i, z, self.poses[i])
+            self._count += 1
+        keep = max(self.cfg.past_latents, 1)
+        for i in [j for j in self.recent if j < self._count - keep]:
+            del self.recent[i]
 
     def frames_for_next(self) -> int:
         """Video frames the next call of `next_chunk` produces."""
@@ -172,14 +195,18 @@ class Generator:
     # ---------------------------------------------------------------- the stream
     def start(self, z0: torch.Tensor, pose: torch.Tensor | None = None) -> None:
         """Begin a stream from the clean latent of the first image, z0 [B, C, 1, h, w]."""
-        self.latents = [z0.to(self.device).float()]
         self.video_pose = torch.zeros(5) if pose is None else pose.float().clone()
         self.poses = self.video_pose[None].clone()
+        self.recent, self._count = {}, 0
+        use_bank = self.scheme == "segment" and self.memory and self.cfg.memory_latents > 0
+        self.bank = MemoryBank(max(self.cfg.memory_bank, 3), radius=4 * self.cfg.kinematics.move_step,
+                               fov=self.cfg.kinematics.fov) if use_bank else None
+        self._append(z0.to(self.device))
         self.keys = torch.zeros(1, len_keys(self.cfg))
         self.mouse = torch.zeros(1, 2)
         self.cache = KVCache(self.cfg.sink_latents, self.cfg.window_latents)
         if self.scheme == "causal":
-            self._write_cache([0], self.latents[0])
+            self._write_cache([0], self.latent(0))
 
     def _record_actions(self, keys: torch.Tensor, mouse: torch.Tensor) -> torch.Tensor:
         """Append one chunk's actions; returns the poses of the new latent frames."""
@@ -201,7 +228,7 @@ class Generator:
 
         Returns the new clean latents [B, C, n/temporal, h, w].
         """
-        if not self.latents:
+        if not self._count:
             raise RuntimeError("call start() with the first image latent before next_chunk()")
         n_new = self.new_count()
         first_new = self.n_latents
@@ -211,7 +238,7 @@ class Generator:
             x0 = self._causal_chunk(new_ids)
         else:
             x0 = self._segment_chunk(new_ids)
-        self.latents += list(x0.float().split(1, dim=2))
+        self._append(x0)
         return x0
 
     def next_chunk_train(self, keys: torch.Tensor, mouse: torch.Tensor, exit_step: int,
@@ -226,7 +253,7 @@ class Generator:
         self._record_actions(keys, mouse)
         new_ids = torch.arange(first_new, first_new + self.new_count())
         x0 = self._causal_chunk(new_ids, exit_step=exit_step, cache_from=cache_from)
-        self.latents += list(x0.detach().float().split(1, dim=2))
+        self._append(x0)
         return x0
 
     def _sample(self, denoise, n_new: int, exit_step: int | None = None) -> torch.Tensor:
@@ -278,9 +305,9 @@ class Generator:
 
     # ---------------------------------------------------------------- segment
     def memory_ids(self, new_ids: torch.Tensor, past: list[int]) -> list[int]:
-        if not self.memory or self.cfg.memory_latents == 0:
+        if self.bank is None:  # memory off, or a model without memory frames
             return []
-        candidates = [i for i in range(self.n_latents) if i not in past]
+        candidates = [i for i in self.bank.ids() if i not in past]
         q = self.poses[new_ids]
         query = q[torch.linspace(0, len(q) - 1, min(5, len(q))).round().long()]
         kin = self.cfg.kinematics
@@ -299,7 +326,7 @@ class Generator:
                 mem = self.memory_ids(new_ids, past)
         ctx_ids = mem + past
         ids = torch.tensor(ctx_ids + new_ids.tolist())
-        context = torch.cat([self.latents[i] for i in ctx_ids], dim=2).to(self.device)
+        context = torch.cat([self.latent(i) for i in ctx_ids], dim=2).to(self.device)
         with self.timed("conditions (actions, rays)"):
             kb, ms = self._windows(ids[len(mem):])
             query = self.poses[int(new_ids[0])]
