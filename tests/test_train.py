@@ -76,3 +76,22 @@ def test_two_process_ddp_run_stops_together(data, tmp_path):
     assert log[0]["world_size"] == 2
     state = json.loads((out / "state.json").read_text())
     assert state["step"] > 2 and state["step"] % 2 == 0  # stopped at a shared log step
+
+
+def test_world_training_of_a_umt5_model_trains_on_empty_text_states(data, tmp_path):
+    """Full-size models (umT5 text, converted from the official weights) have no built-in encoder:
+    --init must work without text.* tensors, and the checkpoint must load without them."""
+    vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=2, batch=2, latents=3,
+                          log_every=1, val_every=1000, ckpt_every=1000, device="cpu"))
+    meta = json.loads((vae_run / "config.json").read_text())
+    meta["model"]["text_encoder"] = "umt5-xxl"
+    (vae_run / "config.json").write_text(json.dumps(meta))
+    run = fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(vae_run), steps=3, batch=2, latents=3,
+                      log_every=1, val_every=1000, ckpt_every=1000, device="cpu"))
+    from interworld.io.checkpoint import load_tensors
+
+    keys = load_tensors(run)
+    assert any(k.startswith("dit.") for k in keys) and not any(k.startswith("text.") for k in keys)
+    w = World.from_pretrained(str(run))
+    w.reset((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8), "ignored without umT5")
+    assert w.step(None).shape[0] == w.frames_per_step

@@ -241,8 +241,9 @@ def small() -> ModelConfig:
 
 
 def ti2v_5b() -> ModelConfig:
-    """Wan2.2-TI2V-5B: the base, without actions or camera."""
-    return ModelConfig(name="ti2v-5b", action=None, camera=False, fps=24, steps=50,
+    """Wan2.2-TI2V-5B: the base, without actions or camera, and with Wan's plain RoPE
+    (the per-head perturbation is Matrix-Game-3.0's)."""
+    return ModelConfig(name="ti2v-5b", action=None, camera=False, fps=24, steps=50, rope_sigma=0.0,
                        sampler="unipc", vae=_wan22_vae())
 
 

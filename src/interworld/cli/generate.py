@@ -26,11 +26,13 @@ def add_parser(sub):
     p.add_argument("--actions", required=True, help="action script (JSON), see above")
     p.add_argument("--out", required=True, help="output MP4 path")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="checkpoint folder (config.json + model.safetensors)")
+    src.add_argument("--checkpoint", help="checkpoint folder (config.json + model.safetensors), or an official "
+                                          "Wan2.2 / Matrix-Game-3.0 folder as downloaded")
     src.add_argument("--preset", default="small", help="preset name when no checkpoint is given (default: small)")
     p.add_argument("--random-init", action="store_true", help="random weights (smoke runs without a checkpoint)")
-    p.add_argument("--text-encoder", help="folder of a umT5 encoder + tokenizer in the transformers layout, for the "
-                                         "full presets (the small models have a built-in encoder)")
+    p.add_argument("--text-encoder", help="umT5 encoder for the full presets: a transformers folder, a diffusers "
+                                         "pipeline or an official Wan2.2 / Matrix-Game-3.0 folder (the small models "
+                                         "have a built-in encoder)")
     p.add_argument("--scheme", choices=["segment", "causal"], help="attention scheme (default: the model's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same video")

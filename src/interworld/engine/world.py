@@ -8,6 +8,7 @@ streaming decoder.
 from __future__ import annotations
 
 import time
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from interworld.config import ModelConfig, get_preset, PRESETS
 from interworld.engine import actions as act
 from interworld.engine.generator import Generator
 from interworld.io.checkpoint import CheckpointError, load_into, load_tensors, read_config
+from interworld.io.official import is_official, load_official
 from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder, UMT5TextEncoder
 from interworld.models.vae import CausalVAE
@@ -78,11 +80,16 @@ class World:
                         **kw) -> "World":
         """A checkpoint folder, or a preset name (the shipped weights for `small`).
 
+        The folder may also be an official release as downloaded (Wan2.2-TI2V-5B, its diffusers
+        variant, Wan2.2-A14B, Matrix-Game-3.0): it is detected and streamed in (`from_official`).
+
         `random_init=True` builds a preset with random weights, for smoke runs and benchmarks.
         """
         dtype = dtype or torch.float32
-        path = Path(path_or_preset)
+        path = Path(path_or_preset).expanduser()
         tensors = None
+        if path.is_dir() and is_official(path):  # Wan2.2 / Matrix-Game-3.0 as released
+            return cls.from_official(path, device=device, dtype=dtype, text_encoder_path=text_encoder_path, **kw)
         if path.is_dir():
             cfg, _ = read_config(path)
             tensors = load_tensors(path)
@@ -101,6 +108,27 @@ class World:
                                   f"({', '.join(PRESETS)})")
         return cls.from_config(cfg, device=device, dtype=dtype, tensors=tensors, where=str(path),
                                text_encoder_path=text_encoder_path, seed=seed, **kw)
+
+    @classmethod
+    def from_official(cls, path, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                      text_encoder_path: str | None = None, variant: str | None = None, vae: str = "auto",
+                      **kw) -> "World":
+        """An official Wan2.2 / Matrix-Game-3.0 folder, streamed onto `device` in `dtype`; its umT5
+        encoder is used when its weights are there as safetensors (else empty text states)."""
+        loaded = load_official(path, device=device, dtype=dtype, variant=variant, vae=vae)
+        for note in loaded.report.notes:
+            warnings.warn(f"{path}: {note}", stacklevel=2)
+        text = None
+        try:
+            text = UMT5TextEncoder(text_encoder_path or str(loaded.layout.text_dir or path), loaded.cfg.text_len, device)
+        except (CheckpointError, FileNotFoundError, RuntimeError) as e:
+            if text_encoder_path:
+                raise
+            warnings.warn(f"{path}: no umT5 encoder loaded ({e}); prompts become empty text states", stacklevel=2)
+        vae_mod = loaded.vae
+        if vae_mod is None:  # no loadable VAE there: a fresh one, as a preset with random_init gets
+            vae_mod = CausalVAE(loaded.cfg.vae).to(device, dtype if torch.device(device).type == "cuda" else torch.float32)
+        return cls(loaded.cfg, loaded.dit, vae_mod.eval(), text, device, dtype, **kw)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, *, device: str = "cpu", dtype: torch.dtype = torch.float32,

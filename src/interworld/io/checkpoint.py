@@ -61,13 +61,14 @@ def read_config(path: str | Path) -> tuple[ModelConfig, dict]:
     f = path / CONFIG
     meta = json.loads(f.read_text()) if f.is_file() else None
     if meta is None or "model" not in meta:
-        from interworld.io.official import is_official, detect
+        from interworld.io.official import EXPECTED, detect, is_official
 
         if is_official(path):  # an official release: it must be read through the official loader
             raise CheckpointError(f"{str(path)!r} is a {detect(path).name} folder, not an interworld checkpoint: "
                                   f"convert it first with `interworld convert {path} OUT` and use OUT")
         if meta is None:
-            raise CheckpointError(f"{str(path)!r} is not an interworld checkpoint: no {CONFIG} in it")
+            raise CheckpointError(f"{str(path)!r} is not an interworld checkpoint: no {CONFIG} in it; "
+                                  f"expected {EXPECTED}")
         raise CheckpointError(f"{f} has no 'model' section")
     return ModelConfig.from_dict(meta.pop("model")), meta
 
@@ -80,6 +81,18 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
     return dequantize(tensors) if is_quantized(tensors) else tensors  # 8-bit storage (io/quant.py)
 
 
+def mismatch(missing, unexpected, misshapen, twice=()) -> str:
+    """One line naming the keys that do not fit (the first 8 of each kind)."""
+    def few(xs):
+        xs = list(xs)
+        return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
+    parts = [f"{what} {len(xs)} keys: {few(xs)}" for what, xs in
+             (("missing", missing), ("unexpected", unexpected), ("misshapen", misshapen)) if xs]
+    if twice:
+        parts.append(f"given twice: {few(twice)}")
+    return "; ".join(parts)
+
+
 def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, where: str = "checkpoint") -> None:
     """Load `prefix.*` tensors into module; raise naming every key that does not fit."""
     sd = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
@@ -89,14 +102,5 @@ def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, 
     shapes = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
                     for k in set(sd) & set(own) if sd[k].shape != own[k].shape)
     if missing or unexpected or shapes:
-        def few(xs):
-            return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} keys: {few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys: {few(unexpected)}")
-        if shapes:
-            parts.append(f"misshapen {len(shapes)} keys: {few(shapes)}")
-        raise CheckpointError(f"{where} does not fit the '{prefix}' model: " + "; ".join(parts))
+        raise CheckpointError(f"{where} does not fit the '{prefix}' model: " + mismatch(missing, unexpected, shapes))
     module.load_state_dict(sd, strict=True)

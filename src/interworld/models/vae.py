@@ -9,6 +9,10 @@ Decoding streams: `stream_decoder()` keeps each causal convolution's last input
 frames (the feature cache), so latents can be decoded chunk by chunk as they are
 generated, with exactly the result of decoding the whole sequence at once.
 `dec_width_scale` < 1 prunes the decoder's widths (MG-LightVAE: 50% or 75%).
+
+Two layouts share these parts: `arch="interworld"` (tiny, small: a compact chain of
+blocks) and `arch="wan2.2"` (the full presets: Wan2.2's exact structure, so its official
+weights load; see `Wan22Encoder3d` / `Wan22Decoder3d`).
 """
 
 from __future__ import annotations
@@ -110,21 +114,34 @@ class Downsample(nn.Module):
 
 class Upsample(nn.Module):
     """2x spatial up, optionally 2x temporal: frame 0 of the stream stays one frame, every
-    later frame becomes two, made by a causal conv (so streaming needs its cache)."""
+    later frame becomes two, made by a causal conv (so streaming needs its cache).
 
-    def __init__(self, dim: int, out: int, temporal: bool):
+    `first_alone` is Wan2.2's rule: the temporal conv never sees frame 0, so frame 1 is
+    made from zero padding and itself (the official decoder skips the conv on the first
+    latent and starts its cache from zeros). Without it frame 0 feeds frame 1's conv.
+    """
+
+    def __init__(self, dim: int, out: int, temporal: bool, first_alone: bool = False):
         super().__init__()
         self.time_conv = CausalConv3d(dim, 2 * dim, (3, 1, 1)) if temporal else None
         self.resample = nn.Conv2d(dim, out, 3, padding=1)
+        self.first_alone = first_alone
+
+    def _double(self, x, state):
+        b, c, t, h, w = x.shape
+        y = self.time_conv(x, state).reshape(b, 2, c, t, h, w)
+        return torch.stack([y[:, 0], y[:, 1]], 3).reshape(b, c, 2 * t, h, w)  # frame i -> 2i, 2i+1
 
     def forward(self, x, state=None):
         if self.time_conv is not None:
             seen = 0 if state is None else state.get((self, "frames"), 0)
-            b, c, t, h, w = x.shape
-            y = self.time_conv(x, state).reshape(b, 2, c, t, h, w)
-            y = torch.stack([y[:, 0], y[:, 1]], 3).reshape(b, c, 2 * t, h, w)  # frame i -> 2i, 2i+1
-            if seen == 0:
-                y = torch.cat([x[:, :, :1], y[:, :, 2:]], 2)
+            t = x.shape[2]
+            if seen == 0 and self.first_alone:
+                y = x[:, :, :1] if t == 1 else torch.cat([x[:, :, :1], self._double(x[:, :, 1:], state)], 2)
+            else:
+                y = self._double(x, state)
+                if seen == 0:
+                    y = torch.cat([x[:, :, :1], y[:, :, 2:]], 2)
             if state is not None:
                 state[(self, "frames")] = seen + t
             x = y
@@ -187,14 +204,170 @@ class Decoder3d(nn.Module):
         return self.head[1](F.silu(self.head[0](x)), state)
 
 
+# ------------------------------------------------------------------ the Wan2.2 layout
+class AvgDown(nn.Module):
+    """Parameter-free shortcut of a Wan2.2 down group: fold ft x fs x fs neighbours into
+    channels and average them in groups down to `cout` (time is zero-padded in front to
+    a multiple of ft, which keeps frame 0 alone)."""
+
+    def __init__(self, cin: int, cout: int, ft: int, fs: int):
+        super().__init__()
+        self.cout, self.ft, self.fs = cout, ft, fs
+        if (cin * ft * fs * fs) % cout:
+            raise ValueError(f"AvgDown cannot fold {cin} channels x {ft * fs * fs} into {cout}")
+
+    def forward(self, x):
+        ft, fs = self.ft, self.fs
+        x = F.pad(x, (0, 0, 0, 0, (ft - x.shape[2] % ft) % ft, 0))
+        b, c, t, h, w = x.shape
+        x = x.reshape(b, c, t // ft, ft, h // fs, fs, w // fs, fs).permute(0, 1, 3, 5, 7, 2, 4, 6)
+        return x.reshape(b, self.cout, -1, t // ft, h // fs, w // fs).mean(2)
+
+
+class DupUp(nn.Module):
+    """Parameter-free shortcut of a Wan2.2 up group: repeat channels and unfold them into
+    ft x fs x fs neighbours; at the start of a stream the first ft-1 frames are dropped."""
+
+    def __init__(self, cin: int, cout: int, ft: int, fs: int):
+        super().__init__()
+        self.cout, self.ft, self.fs = cout, ft, fs
+        if (cout * ft * fs * fs) % cin:
+            raise ValueError(f"DupUp cannot unfold {cin} channels into {cout} x {ft * fs * fs}")
+        self.repeats = cout * ft * fs * fs // cin
+
+    def forward(self, x, first: bool):
+        ft, fs = self.ft, self.fs
+        b, _, t, h, w = x.shape
+        x = x.repeat_interleave(self.repeats, dim=1).reshape(b, self.cout, ft, fs, fs, t, h, w)
+        x = x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, self.cout, t * ft, h * fs, w * fs)
+        return x[:, :, ft - 1:] if first else x
+
+
+class DownGroup(nn.Module):
+    """Wan2.2's residual down block: residual blocks, then a downsample, around an AvgDown."""
+
+    def __init__(self, cin: int, cout: int, n_res: int, temporal: bool, down: bool):
+        super().__init__()
+        self.avg_shortcut = AvgDown(cin, cout, 2 if temporal else 1, 2 if down else 1)
+        layers = [ResidualBlock(cin if j == 0 else cout, cout) for j in range(n_res)]
+        if down:
+            layers.append(Downsample(cout, temporal))
+        self.downsamples = nn.ModuleList(layers)
+
+    def forward(self, x):
+        y = x
+        for m in self.downsamples:
+            y = m(y)
+        return y + self.avg_shortcut(x)
+
+
+class UpGroup(nn.Module):
+    """Wan2.2's residual up block: residual blocks, then an upsample, around a DupUp."""
+
+    def __init__(self, cin: int, cout: int, n_res: int, temporal: bool, up: bool):
+        super().__init__()
+        self.avg_shortcut = DupUp(cin, cout, 2 if temporal else 1, 2) if up else None
+        layers = [ResidualBlock(cin if j == 0 else cout, cout) for j in range(n_res)]
+        if up:
+            layers.append(Upsample(cout, cout, temporal, first_alone=True))
+        self.upsamples = nn.ModuleList(layers)
+
+    def forward(self, x, state=None):
+        seen = 0 if state is None else state.get((self, "frames"), 0)
+        if state is not None:
+            state[(self, "frames")] = seen + x.shape[2]
+        y = x
+        for m in self.upsamples:
+            y = m(y, state)
+        return y if self.avg_shortcut is None else y + self.avg_shortcut(x, first=seen == 0)
+
+
+class Wan22Encoder3d(nn.Module):
+    """Widths dim x (1, *dim_mult); one DownGroup per step, the last without downsampling."""
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        dims = [cfg.dim * m for m in (1, *cfg.dim_mult)]
+        n = len(cfg.dim_mult)
+        self.conv1 = CausalConv3d(3 * cfg.patch**2, dims[0], 3)
+        self.downsamples = nn.ModuleList(
+            DownGroup(dims[i], dims[i + 1], cfg.num_res_blocks,
+                      cfg.temporal_down[i] if i < len(cfg.temporal_down) else False, i < n - 1)
+            for i in range(n))
+        c = dims[-1]
+        mid = [ResidualBlock(c, c)] + ([FrameAttention(c)] if cfg.attn_mid else []) + [ResidualBlock(c, c)]
+        self.middle = nn.ModuleList(mid)
+        self.head = nn.ModuleList([ChannelRMSNorm(c), CausalConv3d(c, 2 * cfg.z_dim, 3)])
+
+    def forward(self, x):
+        x = self.conv1(x)
+        for m in list(self.downsamples) + list(self.middle):
+            x = m(x)
+        return self.head[1](F.silu(self.head[0](x)))
+
+
+class Wan22Decoder3d(nn.Module):
+    """Widths base x (m_last, *reversed(dim_mult)), base = dec_dim x dec_width_scale (MG-LightVAE
+    prunes the base as round(256 (1 - rate)))."""
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        base = int(round(cfg.dec_dim * cfg.dec_width_scale))
+        mult = list(cfg.dim_mult)
+        dims = [base * m for m in [mult[-1]] + mult[::-1]]
+        ups = list(cfg.temporal_down)[::-1]
+        n = len(mult)
+        self.conv1 = CausalConv3d(cfg.z_dim, dims[0], 3)
+        c = dims[0]
+        mid = [ResidualBlock(c, c)] + ([FrameAttention(c)] if cfg.attn_mid else []) + [ResidualBlock(c, c)]
+        self.middle = nn.ModuleList(mid)
+        self.upsamples = nn.ModuleList(
+            UpGroup(dims[i], dims[i + 1], cfg.num_res_blocks + 1, ups[i] if i < len(ups) else False, i < n - 1)
+            for i in range(n))
+        self.head = nn.ModuleList([ChannelRMSNorm(dims[-1]), CausalConv3d(dims[-1], 3 * cfg.patch**2, 3)])
+
+    def forward(self, z, state: State | None = None):
+        x = self.conv1(z, state)
+        for m in self.middle:
+            x = m(x, state)
+        for m in self.upsamples:
+            x = m(x, state)
+        return self.head[1](F.silu(self.head[0](x)), state)
+
+
+def patchify(video: torch.Tensor, p: int, arch: str) -> torch.Tensor:
+    """[B, C, T, H, W] -> [B, C p p, T, H/p, W/p]. interworld orders the folded channels
+    (c, row, column) as pixel_unshuffle does; Wan2.2 orders them (c, column, row)."""
+    if p == 1:
+        return video
+    if arch != "wan2.2":
+        return _per_frame(lambda y: F.pixel_unshuffle(y, p), video)
+    b, c, t, h, w = video.shape
+    x = video.reshape(b, c, t, h // p, p, w // p, p).permute(0, 1, 6, 4, 2, 3, 5)
+    return x.reshape(b, c * p * p, t, h // p, w // p)
+
+
+def unpatchify(x: torch.Tensor, p: int, arch: str) -> torch.Tensor:
+    if p == 1:
+        return x
+    if arch != "wan2.2":
+        return _per_frame(lambda y: F.pixel_shuffle(y, p), x)
+    b, cpp, t, h, w = x.shape
+    x = x.reshape(b, cpp // (p * p), p, p, t, h, w).permute(0, 1, 4, 5, 3, 6, 2)
+    return x.reshape(b, cpp // (p * p), t, h * p, w * p)
+
+
 class CausalVAE(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
+        if cfg.arch not in ("interworld", "wan2.2"):
+            raise ValueError(f"unknown VAE arch {cfg.arch!r}: use 'interworld' or 'wan2.2'")
         self.cfg = cfg
-        self.encoder = Encoder3d(cfg)
+        wan = cfg.arch == "wan2.2"
+        self.encoder = Wan22Encoder3d(cfg) if wan else Encoder3d(cfg)
         self.conv1 = CausalConv3d(2 * cfg.z_dim, 2 * cfg.z_dim, 1)
         self.conv2 = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
-        self.decoder = Decoder3d(cfg)
+        self.decoder = Wan22Decoder3d(cfg) if wan else Decoder3d(cfg)
         # Wan normalises latents per channel with fixed statistics of its training data
         self.register_buffer("latents_mean", torch.zeros(cfg.z_dim))
         self.register_buffer("latents_std", torch.ones(cfg.z_dim))
@@ -209,8 +382,7 @@ class CausalVAE(nn.Module):
     def encode_dist(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """video [B, 3, T, H, W] in [-1, 1] -> (mean, logvar), each [B, z, 1 + (T-1)/temporal, h, w]."""
         self._check(video)
-        p = self.cfg.patch
-        x = _per_frame(lambda y: F.pixel_unshuffle(y, p), video) if p > 1 else video
+        x = patchify(video, self.cfg.patch, self.cfg.arch)
         mu, logvar = self.conv1(self.encoder(x)).chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)
 
@@ -233,9 +405,7 @@ class CausalVAE(nn.Module):
 
     # ------------------------------------------------------------------ decode
     def _decode(self, z: torch.Tensor, state: State | None) -> torch.Tensor:
-        x = self.decoder(self.conv2(z, state), state)
-        p = self.cfg.patch
-        x = _per_frame(lambda y: F.pixel_shuffle(y, p), x) if p > 1 else x
+        x = unpatchify(self.decoder(self.conv2(z, state), state), self.cfg.patch, self.cfg.arch)
         return x.clamp(-1.0, 1.0)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -88,13 +88,16 @@ def fit(a: FitArgs, progress=None) -> Path:
         if not any(k.startswith("vae.") for k in tensors):
             raise ValueError("world training needs a trained VAE: pass --init with a VAE or world checkpoint")
         dit = build_dit(cfg).to(device)
-        text = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers).to(device)
+        # the small models learn their built-in encoder; the full ones (umT5) train on empty text states
+        text = (BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers).to(device)
+                if cfg.text_encoder == "builtin" else None)
         if any(k.startswith("dit.") for k in tensors):
             load_into(dit, tensors, "dit", str(src))
-            load_into(text, tensors, "text", str(src))
+            if text is not None:
+                load_into(text, tensors, "text", str(src))
         vae.requires_grad_(False).eval()
         modules.update(dit=dit, text=text)
-        trainable = {"dit": dit, "text": text}
+        trainable = {"dit": dit, **({"text": text} if text is not None else {})}
     else:
         trainable = {"vae": vae}
     names = common.param_names(trainable)
@@ -127,7 +130,9 @@ def fit(a: FitArgs, progress=None) -> Path:
 
     def checkpoint(extra=None):
         if common.is_main():
-            parts = {"vae": vae} if a.kind == "vae" else {"dit": modules["dit"], "vae": vae, "text": modules["text"]}
+            parts = {"vae": vae} if a.kind == "vae" else {"dit": modules["dit"], "vae": vae}
+            if a.kind == "world" and modules["text"] is not None:
+                parts["text"] = modules["text"]
             save_checkpoint(run, cfg, parts, extra={"kind": a.kind, "step": step, **(extra or {})})
             common.save_training_state(run, step, opt, names)
 
@@ -160,7 +165,7 @@ def fit(a: FitArgs, progress=None) -> Path:
             else:
                 batch = WorldBatch(None, b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * a.batch,
                                    latents=b["latents"], size=(data.height, data.width))
-                loss, metrics = world_loss(wrapped["dit"], vae, wrapped["text"], batch, cfg, scheme, device,
+                loss, metrics = world_loss(wrapped["dit"], vae, wrapped.get("text"), batch, cfg, scheme, device,
                                            errors=errors)
         opt.zero_grad(set_to_none=True)
         loss.backward()
