@@ -9,6 +9,8 @@ HELP = """Train the VAE, then the world model, on shards from `interworld record
   interworld train vae   --data data/doom --out runs/vae   --steps 4000 --batch 16
   interworld train world --data data/doom --out runs/world --init runs/vae --steps 20000 --batch 16
   interworld train pose  --data data/doom --out runs/pose  --steps 3000   (for `interworld eval`)
+  interworld train motion --data data/doom --out runs/world              (adds the learned
+      action-to-motion model to a world checkpoint: camera poses with Doom's momentum)
 
 Several GPUs: torchrun --nproc_per_node 2 -m interworld.cli.main train world ...
 Runs resume: start the same command on the same --out and it continues from the last
@@ -20,8 +22,9 @@ training maps only; validation metrics come from the validation maps (docs/DATA.
 def add_parser(sub):
     p = sub.add_parser("train", help="train the VAE or the world model", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=["vae", "world", "pose"],
-                   help="what to train (pose: the motion estimator that judges action following)")
+    p.add_argument("kind", choices=["vae", "world", "pose", "motion"],
+                   help="what to train (pose: the motion estimator that judges action following; motion: "
+                        "actions to camera motion, stored into the --out checkpoint)")
     p.add_argument("--data", required=True, help="folder of shards (interworld record)")
     p.add_argument("--out", required=True, help="run folder: checkpoint, optimizer state, logs")
     p.add_argument("--preset", default="small", help="model preset for a new run (default: small)")
@@ -55,6 +58,16 @@ def run(args) -> int:
 
     if not Path(args.data).is_dir() or not list_shards(args.data):
         raise UsageError(f"no shards in {args.data!r}: record some with `interworld record`")
+    if args.kind == "motion":
+        from interworld.train.motion import save_motion, train_motion
+
+        model, report = train_motion(args.data, steps=args.steps, lr=args.lr if args.lr != 2e-4 else 3e-3,
+                                     seed=args.seed)
+        save_motion(model, args.out, report)
+        print(f"motion model in {args.out}: after {report.get('horizon_frames')} frames from actions alone, "
+              f"position error {report.get('learned_error', float('nan')):.1f} map units "
+              f"(fixed kinematics {report.get('kinematics_error', float('nan')):.1f}) on the validation maps")
+        return 0
     if args.kind == "pose":
         from interworld.train.pose import train_pose
 

@@ -95,8 +95,11 @@ class Generator:
 
     def __init__(self, dit, cfg: ModelConfig, context: torch.Tensor, *, scheme: str | None = None,
                  steps: int | None = None, sampler: str | None = None, timesteps: list[float] | None = None,
-                 seed: int = 0, height: int | None = None, width: int | None = None, memory: bool = True):
+                 seed: int = 0, height: int | None = None, width: int | None = None, memory: bool = True,
+                 motion=None):
         self.dit, self.cfg = dit, cfg
+        self.motion = motion  # a learned action-to-motion model (models/motion.py), else the fixed kinematics
+        self.velocity = None  # its state: the last world displacement
         self.scheme = scheme or cfg.scheme
         if self.scheme not in ("segment", "causal"):
             raise ValueError(f"unknown scheme {self.scheme!r}: use 'segment' or 'causal'")
@@ -197,6 +200,7 @@ class Generator:
         """Begin a stream from the clean latent of the first image, z0 [B, C, 1, h, w]."""
         self.video_pose = torch.zeros(5) if pose is None else pose.float().clone()
         self.poses = self.video_pose[None].clone()
+        self.velocity = None  # a stream starts at rest
         self.recent, self._count = {}, 0
         use_bank = self.scheme == "segment" and self.memory and self.cfg.memory_latents > 0
         self.bank = MemoryBank(max(self.cfg.memory_bank, 3), radius=4 * self.cfg.kinematics.move_step,
@@ -214,7 +218,11 @@ class Generator:
         if keys.shape[0] != n or mouse.shape[0] != n:
             raise ValueError(f"this chunk needs actions for {n} video frames, got {keys.shape[0]} keys and "
                              f"{mouse.shape[0]} mouse rows")
-        vp = integrate_poses(self.video_pose, keys.float(), mouse.float(), self.cfg.kinematics)
+        if self.motion is not None:
+            vp, self.velocity = self.motion.integrate(self.video_pose, keys.float(), mouse.float(),
+                                                      self.cfg.kinematics, self.velocity)
+        else:
+            vp = integrate_poses(self.video_pose, keys.float(), mouse.float(), self.cfg.kinematics)
         self.video_pose = vp[-1]
         self.keys = torch.cat([self.keys, keys.float()])
         self.mouse = torch.cat([self.mouse, mouse.float()])

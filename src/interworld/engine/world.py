@@ -70,6 +70,7 @@ class World:
         self.device, self.dtype = torch.device(device), dtype
         self.scheme, self.steps, self.memory = scheme or cfg.scheme, steps, memory
         self.gen: Generator | None = None
+        self.motion = None  # a learned action-to-motion model, when the checkpoint has one
         self.decoder = None
         self.last_timings: dict[str, float] = {}
 
@@ -146,6 +147,13 @@ class World:
                 torch.set_default_dtype(old)
             text = (BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers)
                     if cfg.text_encoder == "builtin" else None)
+        motion = None
+        if tensors is not None and any(k.startswith("motion.") for k in tensors):
+            from interworld.models.motion import MotionModel
+
+            motion = MotionModel(n_keys=tensors["motion.net.0.weight"].shape[1] - 2)
+            load_into(motion, tensors, "motion", where)
+            motion.eval()
         if tensors is not None:
             load_into(dit, tensors, "dit", where)
             load_into(vae, tensors, "vae", where)
@@ -158,7 +166,9 @@ class World:
         vae = vae.to(device, dtype if torch.device(device).type == "cuda" else torch.float32).eval()
         if isinstance(text, torch.nn.Module):
             text = text.to(device).eval()
-        return cls(cfg, dit, vae, text, device, dtype, **kw)
+        world = cls(cfg, dit, vae, text, device, dtype, **kw)
+        world.motion = motion
+        return world
 
     # ------------------------------------------------------------------ the stream
     @property
@@ -189,7 +199,7 @@ class World:
         ctx = self.encode_prompt(prompt)
         text_s = time.perf_counter() - t1
         self.gen = Generator(self.dit, self.cfg, ctx, scheme=self.scheme, steps=self.steps, seed=seed,
-                             height=h, width=w, memory=self.memory)
+                             height=h, width=w, memory=self.memory, motion=self.motion)
         self.gen.start(z0.to(self.dtype), None if pose is None else torch.as_tensor(pose, dtype=torch.float32))
         self.decoder = self.vae.stream_decoder()
         first = self.decoder.decode(self.vae.denormalize(z0.float()))
