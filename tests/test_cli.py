@@ -48,8 +48,12 @@ def test_same_seed_same_video_different_seed_different(tmp_path, image, script):
         out = tmp_path / f"v{i}.mp4"
         assert _gen(image, script, out, "--seed", str(seed)) == 0
         vids.append(read_video(out)[0])
-    assert np.array_equal(vids[0], vids[1])
-    assert not np.array_equal(vids[0], vids[2])
+    # the same seed: the same video up to float rounding (the CPU math library may change its
+    # thread count under load, and with it the order of its sums); another seed: another video
+    same = np.abs(vids[0].astype(int) - vids[1].astype(int))
+    other = np.abs(vids[0].astype(int) - vids[2].astype(int))
+    assert same.max() <= 4 and same.mean() < 0.05, (same.max(), same.mean())
+    assert other.mean() > 20 * max(same.mean(), 0.05)
 
 
 def _expect_clean_error(capsys, argv, needle):

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# a fixed thread count in the CPU math libraries, so the same seed gives the same video even
+# when the machine is busy (set before torch loads them; the commands import torch lazily)
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_DYNAMIC", "FALSE")
 
 COMMANDS = ["play", "generate", "record", "train", "distill", "eval", "bench", "info", "convert"]  # module names under interworld.cli
 
