@@ -163,3 +163,27 @@ def test_kinematics_and_plucker():
     pl = latent_plucker(torch.zeros(2, 5), torch.zeros(2, 5), 32, 32, cfg.vae.spatial, kin)
     assert pl.shape == (2, cfg.camera_in, 32 // cfg.vae.spatial, 32 // cfg.vae.spatial)
     assert torch.isfinite(pl).all()
+
+
+def test_action_rope_turns_only_the_configured_channels():
+    import dataclasses
+
+    from interworld.config import ActionConfig
+    from interworld.models.action import ActionModule
+
+    torch.manual_seed(0)
+    base = ActionConfig(num_blocks=1, hidden=8, keyboard_hidden=16, mouse_hidden=16, heads=2)  # head dim 8
+    x, kb, ms = torch.randn(1, 5, 3, 32), torch.rand(1, 5, 12, 6), torch.randn(1, 5, 12, 2)
+    pos = torch.arange(5)
+
+    def out(rope_dims):
+        torch.manual_seed(1)
+        m = ActionModule(dataclasses.replace(base, rope_dims=rope_dims), dim=32, temporal=4)
+        for p in (m.proj_mouse.weight, m.proj_keyboard.weight):
+            torch.nn.init.normal_(p, std=0.1)
+        return m(x, kb, ms, pos, None)
+
+    assert torch.allclose(out(None), out(8))  # all 8 channels of the head: the same rotation
+    partial = out(2)
+    assert not torch.allclose(partial, out(8), atol=1e-4)  # fewer channels turn: another function
+    assert get_preset("mg3-5b").action.rope_dims == 8  # Matrix-Game: rope_dim_list [8, 28, 28] on a (t, 1, 1) grid

@@ -32,7 +32,7 @@ DATA = Path(__file__).parent / "data"
 # a Wan2.2-structured VAE, shrunk: 16x spatial, 4x temporal, as the real one
 TINY_VAE = VAEConfig(arch="wan2.2", z_dim=4, dim=8, dec_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
                      temporal_down=(False, True, True), patch=2)
-ACTION = ActionConfig(num_blocks=1, hidden=8, keyboard_hidden=16, mouse_hidden=16, heads=2)
+ACTION = ActionConfig(num_blocks=1, hidden=8, keyboard_hidden=16, mouse_hidden=16, heads=2, rope_dims=8)
 
 
 def base_cfg(text_len=8):

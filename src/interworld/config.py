@@ -59,6 +59,9 @@ class ActionConfig:
     heads: int = 16
     windows: int = 3  # latent frames of action history: windows * vae temporal = 12 video frames
     rope_theta: float = 256.0
+    # channels per head rotated by the frame index; None: all. Matrix-Game's action module builds
+    # its RoPE over a (t, h, w) grid with dims [8, 28, 28] and h = w = 0, so only 8 of 64 turn
+    rope_dims: int | None = None
 
 
 @dataclass
@@ -249,14 +252,15 @@ def ti2v_5b() -> ModelConfig:
 
 def mg3_5b() -> ModelConfig:
     """Matrix-Game-3.0 exactly (about 6.47B parameters)."""
-    return ModelConfig(name="mg3-5b", cross_attn_residual_from_norm=True, vae=_wan22_vae())
+    return ModelConfig(name="mg3-5b", cross_attn_residual_from_norm=True, vae=_wan22_vae(),
+                       action=ActionConfig(rope_dims=8))
 
 
 def a14b_moe() -> ModelConfig:
     """Two experts of the Wan2.2-A14B dimensions; actions in the high-noise expert only."""
     return ModelConfig(
         name="a14b-moe", dim=5120, ffn_dim=13824, num_heads=40, num_layers=40,
-        action=ActionConfig(num_blocks=20),  # first half of the blocks, as in mg3-5b
+        action=ActionConfig(num_blocks=20, rope_dims=8),  # first half of the blocks, as in mg3-5b
         # Per-block dim x dim camera layers would add 4.2B per expert; the published
         # 28B total (2x14B) leaves no room for them, so this variant has none.
         camera=False,

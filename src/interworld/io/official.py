@@ -386,7 +386,8 @@ def _action_config(ac: dict, dim: int, temporal: int, where: Path) -> ActionConf
                         mouse_dim=ac.get("mouse_dim_in", d.mouse_dim), hidden=ac.get("hidden_size", d.hidden),
                         keyboard_hidden=ac.get("keyboard_hidden_dim", d.keyboard_hidden),
                         mouse_hidden=ac.get("mouse_hidden_dim", d.mouse_hidden), heads=ac.get("heads_num", d.heads),
-                        windows=ac.get("windows_size", d.windows), rope_theta=float(ac.get("rope_theta", d.rope_theta)))
+                        windows=ac.get("windows_size", d.windows), rope_theta=float(ac.get("rope_theta", d.rope_theta)),
+                        rope_dims=int(list(ac.get("rope_dim_list", [8, 28, 28]))[0]))
 
 
 def vae_config_from_keys(shapes: dict[str, tuple[int, ...]], full: VAEConfig | None = None) -> VAEConfig:

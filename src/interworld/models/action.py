@@ -64,7 +64,12 @@ class ActionModule(nn.Module):
         frame_mask [F, F] bool (query frame may see key frame) or None for all."""
         b, f, s, _ = x.shape
         h = self.cfg.heads
-        cos, sin = rope_1d(frame_pos, self.cfg.mouse_hidden // h, self.cfg.rope_theta)
+        rd = self.cfg.rope_dims or self.cfg.mouse_hidden // h
+        cos, sin = rope_1d(frame_pos, rd, self.cfg.rope_theta)
+
+        def rope(t, c, s_):  # the first rd channels of each head turn with the frame index
+            return apply_rope(t, c, s_) if t.shape[-1] == rd else torch.cat([apply_rope(t[..., :rd], c, s_),
+                                                                               t[..., rd:]], -1)
 
         # mouse: temporal self-attention per spatial position
         m = mouse.flatten(2)[:, :, None, :].expand(b, f, s, -1).to(x.dtype)
@@ -76,7 +81,7 @@ class ActionModule(nn.Module):
             return t.permute(0, 2, 1, 3, 4).reshape(b * s, f, h, -1)
 
         q, k, v = per_position(q), per_position(k), per_position(v)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
         o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                            attn_mask=frame_mask)
         o = o.transpose(1, 2).reshape(b, s, f, -1).transpose(1, 2)  # [B, F, S, hidden]
@@ -87,8 +92,8 @@ class ActionModule(nn.Module):
         kk, kv = self.keyboard_attn_kv(kb).unflatten(-1, (2, h, -1)).unbind(-3)  # [B, F, h, d]
         kq = self.mouse_attn_q(x).unflatten(-1, (h, -1))  # [B, F, S, h, d]
         kq, kk = self.key_attn_q_norm(kq), self.key_attn_k_norm(kk)
-        kq = apply_rope(kq.reshape(b, f * s, h, -1), cos.repeat_interleave(s, 0), sin.repeat_interleave(s, 0))
-        kk = apply_rope(kk, cos, sin)
+        kq = rope(kq.reshape(b, f * s, h, -1), cos.repeat_interleave(s, 0), sin.repeat_interleave(s, 0))
+        kk = rope(kk, cos, sin)
         mask = None if frame_mask is None else frame_mask.repeat_interleave(s, dim=0)
         o = F.scaled_dot_product_attention(kq.transpose(1, 2), kk.transpose(1, 2), kv.transpose(1, 2),
                                            attn_mask=mask)
