@@ -38,6 +38,7 @@ def add_parser(sub):
     p.add_argument("--scheme", choices=["segment", "causal"], help="attention scheme (default: the model's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's; fewer is faster)")
     p.add_argument("--seed", type=int, default=0, help="default noise seed of a new stream (the page can change it)")
+    p.add_argument("--no-memory", action="store_true", help="no memory retrieval (models with memory use it by default)")
     p.add_argument("--prompt", default="", help="default prompt shown on the page")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -93,11 +94,13 @@ def run(args) -> int:
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     base = World.from_pretrained(args.checkpoint or args.preset, device=args.device, dtype=dtype,
                                  random_init=args.random_init, text_encoder_path=args.text_encoder,
-                                 scheme=args.scheme, steps=args.steps, seed=args.seed)
+                                 scheme=args.scheme, steps=args.steps, seed=args.seed, memory=not args.no_memory)
 
     def new_world() -> World:  # one stream state per session; the weights are shared, not copied
-        return World(base.cfg, base.dit, base.vae, base.text_encoder, base.device, base.dtype,
-                     scheme=base.scheme, steps=base.steps, memory=base.memory)
+        w = World(base.cfg, base.dit, base.vae, base.text_encoder, base.device, base.dtype,
+                  scheme=base.scheme, steps=base.steps, memory=base.memory)
+        w.motion = base.motion
+        return w
 
     if args.checkpoint:
         label = f"{base.cfg.name} ({Path(args.checkpoint).resolve().name})"
