@@ -18,6 +18,7 @@ def add_parser(sub):
     p.add_argument("--preset", default="small", help="tiny, small, ti2v-5b, mg3-5b or a14b-moe (default: small)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on GPU, fp32 on CPU")
+    p.add_argument("--quantize", choices=["int8"], help="int8: torchao INT8 weight-only linear layers in the DiT")
     p.add_argument("--height", type=int, help="default: the preset's")
     p.add_argument("--width", type=int, help="default: the preset's")
     p.add_argument("--steps", type=int, default=3, help="denoising steps (default 3)")
@@ -47,7 +48,7 @@ def run(args) -> int:
         task = bar.add_task("bench iterations", total=None)
         r = run_bench(args.preset, device=args.device, dtype=dtype, height=args.height, width=args.width,
                       steps=args.steps, scheme=args.scheme, new_latents=args.new_latents, warmup=args.warmup,
-                      iters=args.iters, memory=not args.no_memory,
+                      iters=args.iters, memory=not args.no_memory, quantize=args.quantize,
                       progress=lambda i, n: bar.update(task, completed=i, total=n))
     Console().print(render(r))
     if args.json:

@@ -110,7 +110,8 @@ class BenchResult:
 @torch.no_grad()
 def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype | None = None, height: int | None = None,
               width: int | None = None, steps: int = 3, scheme: str | None = None, new_latents: int | None = None,
-              warmup: int = 2, iters: int = 5, memory: bool = True, progress=None) -> BenchResult:
+              warmup: int = 2, iters: int = 5, memory: bool = True, quantize: str | None = None,
+              progress=None) -> BenchResult:
     from interworld.engine.world import World
 
     dev = torch.device(device)
@@ -129,6 +130,10 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     world = World.from_config(cfg, device=device, dtype=dtype, scheme=scheme, steps=steps, memory=memory)
+    if quantize:
+        from interworld.engine.quantize import quantize as apply_quantization
+
+        apply_quantization(world.dit, quantize)
     g = torch.Generator().manual_seed(0)
     img = (torch.rand(cfg.height, cfg.width, 3, generator=g) * 255).to(torch.uint8).numpy()
     world.reset(img, "a corridor in a castle")
