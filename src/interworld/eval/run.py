@@ -176,7 +176,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
                                  n_frames) if t <= n_frames]
             marks = sorted(set(marks))
             save_strip(out / f"strip_{map_id.replace(':', '-')}_s{seed}.png",
-                       {"engine": real[marks], "model": g[marks]}, every=1)
+                       {"engine": real[marks], "model": g[marks]}, every=1, labels=[f"{t / fps:.1f}s" for t in marks])
         results["cases"].append(case)
         tick(f"{map_id} seed {seed}")
 
