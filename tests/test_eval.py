@@ -101,6 +101,8 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     assert "action following: yaw error" in (out / "summary.md").read_text()
 
     floor = ev.evaluate(ev.EvalArgs(out=str(tmp_path / "floor"), maps=["freedoom2:MAP19"], baseline="repeat-last",
-                                    checkpoint=str(ck), seconds=2.0, warmup=10, revisits=False))
-    assert "rollout_psnr" not in floor["summary"]
+                                    checkpoint=str(ck), seconds=2.0, warmup=10, context_latents=2, tf_windows=2,
+                                    revisits=False))
+    assert "rollout_psnr" not in floor["summary"] and "tf_psnr" not in floor["summary"]
+    assert floor["summary"]["tf_repeat_psnr"] == pytest.approx(s["tf_repeat_psnr"])  # the same floor, no model
     assert floor["summary"]["repeat_last_rollout_psnr"] == pytest.approx(s["repeat_last_rollout_psnr"])

@@ -72,12 +72,16 @@ def _finite(x: float) -> float | str:
     return float(x) if np.isfinite(x) else ("inf" if x > 0 else "-inf")
 
 
-def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps: int, seed: int) -> dict:
-    """Next-chunk PSNR/SSIM with real context, at `windows` places along the clip."""
+def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps: int, seed: int, cfg=None,
+                   scheme: str | None = None) -> dict:
+    """Next-chunk PSNR/SSIM with real context, at `windows` places along the clip, beside the
+    repeat-last floor (world None: the floor alone, for `cfg` and `scheme`)."""
     from interworld.train.world import WorldBatch, teacher_forced_prediction
 
-    cfg, tr = world.cfg, world.cfg.vae.temporal
-    chunk = cfg.chunk_latents if world.scheme == "causal" else cfg.new_latents
+    cfg = world.cfg if world is not None else cfg
+    scheme = world.scheme if world is not None else (scheme or cfg.scheme)
+    tr = cfg.vae.temporal
+    chunk = cfg.chunk_latents if scheme == "causal" else cfg.new_latents
     T = 1 + (context_latents + chunk - 1) * tr
     n = len(clip["frames"])
     starts = np.linspace(0, n - T, num=max(1, windows)).astype(int) if n >= T else []
@@ -87,15 +91,16 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
         keys = torch.cat([torch.zeros(1, clip["keys"].shape[1]), clip["keys"][s:s + T - 1]])
         mouse = torch.cat([torch.zeros(1, 2), clip["mouse"][s:s + T - 1]])
         frames = clip["frames"][s:s + T]
-        b = WorldBatch(torch.from_numpy(frames)[None], keys[None], mouse[None],
-                       torch.from_numpy(clip["pose"][s:s + T])[None], [PROMPT])
-        pred, _ = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, b, cfg, world.scheme,
-                                            world.device, context_latents=context_latents, steps=steps, seed=seed)
-        p = ((pred[0].float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
         real = frames[1 + (context_latents - 1) * tr:]
         rep = np.repeat(frames[(context_latents - 1) * tr][None], len(real), 0)
-        out["psnr"].append(psnr(p, real).mean())
-        out["ssim"].append(ssim(p, real).mean())
+        if world is not None:
+            b = WorldBatch(torch.from_numpy(frames)[None], keys[None], mouse[None],
+                           torch.from_numpy(clip["pose"][s:s + T])[None], [PROMPT])
+            pred, _ = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, b, cfg, scheme,
+                                                world.device, context_latents=context_latents, steps=steps, seed=seed)
+            p = ((pred[0].float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+            out["psnr"].append(psnr(p, real).mean())
+            out["ssim"].append(ssim(p, real).mean())
         out["repeat_psnr"].append(psnr(rep, real).mean())
         out["repeat_ssim"].append(ssim(rep, real).mean())
     return {k: _mean(v) for k, v in out.items()}
@@ -156,8 +161,8 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         case["repeat_last"] = {"psnr": _mean(rp), "ssim": _mean(rs), "psnr_per_s": _per_second(rp, fps)}
         curves_repeat.append(rp)
         case["engine_drift"] = drift_score(real, window)
+        case["teacher_forced"] = teacher_forced(world, gt, a.context_latents, a.tf_windows, steps, seed, cfg=cfg)
         if world is not None:
-            case["teacher_forced"] = teacher_forced(world, gt, a.context_latents, a.tf_windows, steps, seed)
             t0 = time.perf_counter()
             gen = rollout(world, real[0], gt["keys"], gt["mouse"], PROMPT, seed=seed)
             wall = time.perf_counter() - t0
@@ -238,13 +243,13 @@ def summarize(r: dict, has_model: bool) -> dict:
     cs = r["cases"]
     s = {"repeat_last_rollout_psnr": _mean(c["repeat_last"]["psnr"] for c in cs),
          "repeat_last_rollout_ssim": _mean(c["repeat_last"]["ssim"] for c in cs),
-         "engine_drift": _mean(c["engine_drift"]["drift"] for c in cs)}
+         "engine_drift": _mean(c["engine_drift"]["drift"] for c in cs),
+         "tf_repeat_psnr": _mean(c["teacher_forced"]["repeat_psnr"] for c in cs),
+         "tf_repeat_ssim": _mean(c["teacher_forced"]["repeat_ssim"] for c in cs)}
     if has_model:
         s.update(
             tf_psnr=_mean(c["teacher_forced"]["psnr"] for c in cs),
             tf_ssim=_mean(c["teacher_forced"]["ssim"] for c in cs),
-            tf_repeat_psnr=_mean(c["teacher_forced"]["repeat_psnr"] for c in cs),
-            tf_repeat_ssim=_mean(c["teacher_forced"]["repeat_ssim"] for c in cs),
             rollout_psnr=_mean(c["rollout"]["psnr"] for c in cs),
             rollout_ssim=_mean(c["rollout"]["ssim"] for c in cs),
             drift=_mean(c["rollout"]["drift"]["drift"] for c in cs),
