@@ -9,6 +9,8 @@ HELP = """Train the VAE, then the world model, on shards from `interworld record
   interworld train vae   --data data/doom --out runs/vae   --steps 4000 --batch 16
   interworld train world --data data/doom --out runs/world --init runs/vae --steps 20000 --batch 16
   interworld train pose  --data data/doom --out runs/pose  --steps 3000   (for `interworld eval`)
+  interworld train decoder --data data/doom --init runs/world --out runs/world-light --width 0.5
+      (a pruned VAE decoder trained against the full one: faster decoding, same latents)
   interworld train motion --data data/doom --out runs/world              (adds the learned
       action-to-motion model to a world checkpoint: camera poses with Doom's momentum)
 
@@ -22,7 +24,7 @@ training maps only; validation metrics come from the validation maps (docs/DATA.
 def add_parser(sub):
     p = sub.add_parser("train", help="train the VAE or the world model", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=["vae", "world", "pose", "motion"],
+    p.add_argument("kind", choices=["vae", "world", "pose", "motion", "decoder"],
                    help="what to train (pose: the motion estimator that judges action following; motion: "
                         "actions to camera motion, stored into the --out checkpoint)")
     p.add_argument("--data", required=True, help="folder of shards (interworld record)")
@@ -45,6 +47,7 @@ def add_parser(sub):
                         "frames (0: off; try 1024)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gap", type=int, default=4, help="pose: frames between the two inputs (default 4)")
+    p.add_argument("--width", type=float, default=0.5, help="decoder: width of the light decoder (default 0.5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -58,6 +61,17 @@ def run(args) -> int:
 
     if not Path(args.data).is_dir() or not list_shards(args.data):
         raise UsageError(f"no shards in {args.data!r}: record some with `interworld record`")
+    if args.kind == "decoder":
+        from interworld.train.decoder import train_decoder
+
+        if not args.init:
+            raise UsageError("train decoder needs --init: the world (or VAE) checkpoint whose decoder to lighten")
+        with step_bar("train decoder", args.steps, "loss", args.quiet) as update:
+            out = train_decoder(args.init, args.data, args.out, width=args.width, steps=args.steps, batch=args.batch,
+                                latents=args.latents, lr=args.lr, time_limit=args.time_limit, device=args.device,
+                                seed=args.seed, progress=lambda s, n, loss: update(s, loss))
+        print(f"checkpoint with the light decoder in {out}")
+        return 0
     if args.kind == "motion":
         from interworld.train.motion import save_motion, train_motion
 

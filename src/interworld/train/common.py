@@ -57,6 +57,21 @@ def agree(flag: bool, device) -> bool:
     return bool(t.item())
 
 
+def simple_step(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int, log: "Logger", log_every: int,
+                total: int, progress=None) -> int:
+    """One optimizer step of the small single-process trainers (pose, decoder); logs the loss and
+    reports progress every `log_every` steps. Returns the new step count."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    step += 1
+    if step % log_every == 0:
+        log.log(step, loss=float(loss.detach()))
+        if progress:
+            progress(step, total, float(loss.detach()))
+    return step
+
+
 # ------------------------------------------------------------------------ logging
 class Logger:
     """JSON lines in `run_dir/log.jsonl`, and TensorBoard when it is installed."""

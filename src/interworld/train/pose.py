@@ -90,14 +90,7 @@ def train_pose(data: str, out: str, steps: int = 2000, batch: int = 64, lr: floa
         for g in opt.param_groups:
             g["lr"] = common.cosine_lr(step, lr, 100, steps)
         loss = net.loss(a.to(dev), b.to(dev), t.to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % log_every == 0:
-            log.log(step, loss=float(loss.detach()))
-            if progress:
-                progress(step, steps, float(loss.detach()))
+        step = common.simple_step(opt, loss, step, log, log_every, steps, progress)
     metrics = validate(net, val, dev) if val is not None else {}
     log.log(step, **metrics)
     return save_pose(run, net, {"step": step, "train_frames": ds.frames, **metrics})

@@ -1,0 +1,93 @@
+"""`interworld train decoder`: a light VAE decoder, trained against the full one.
+
+The decoder is the slowest stage on a CPU (70% of a small-model chunk) and a large one on a
+GPU. A pruned decoder (widths x `width`, as MG-LightVAE prunes Wan's) is trained with the
+encoder frozen, so the latents, and the world model trained on them, stay exactly as they
+are: its targets are the real frames and the full decoder's output of the same latents.
+The result is a copy of the world checkpoint with the light decoder in place of the full
+one; validation reports its PSNR against the full decoder and against the real frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from interworld.data.maps import TRAIN, VAL
+from interworld.data.shards import ClipDataset
+from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
+from interworld.models.vae import CausalVAE
+from interworld.train import common
+from interworld.train.vae import psnr
+from interworld.train.world import to_video
+
+
+@torch.no_grad()
+def compare(light: CausalVAE, full: CausalVAE, frames: torch.Tensor, device) -> dict:
+    video = to_video(frames.to(device))
+    z = full.encode(video)
+    a, b = light.decode(z), full.decode(z)
+    return {"val_light_vs_full_psnr": psnr(a, b), "val_light_vs_real_psnr": psnr(a, video),
+            "val_full_vs_real_psnr": psnr(b, video)}
+
+
+def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int = 4000, batch: int = 8,
+                  latents: int = 3, lr: float = 5e-4, time_limit: float | None = None, device: str | None = None,
+                  seed: int = 0, log_every: int = 50, progress=None) -> Path:
+    budget = common.Budget(time_limit)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(seed)
+    cfg, meta = read_config(init)
+    tensors = load_tensors(init)
+    full = CausalVAE(cfg.vae).to(dev).requires_grad_(False).eval()
+    load_into(full, tensors, "vae", init)
+    lcfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, dec_width_scale=width))
+    light = CausalVAE(lcfg.vae).to(dev)
+    # everything but the decoder is the full VAE's, frozen: the latents do not change
+    keep = {k[4:]: v for k, v in tensors.items() if k.startswith("vae.") and not k.startswith("vae.decoder.")}
+    missing, unexpected = light.load_state_dict(keep, strict=False)
+    if unexpected or any(not k.startswith("decoder.") for k in missing):
+        raise ValueError(f"{init}: its VAE does not fit apart from the decoder (missing {missing[:4]}, "
+                         f"unexpected {unexpected[:4]})")
+    trainable = list(light.decoder.parameters())
+    light.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    T = 1 + (latents - 1) * cfg.vae.temporal
+    ds = ClipDataset(data, T, maps=list(TRAIN), seed=seed)
+    try:
+        val = ClipDataset(data, T, maps=list(VAL), seed=seed)
+    except ValueError:
+        val = None
+    run = Path(out)
+    run.mkdir(parents=True, exist_ok=True)
+    log = common.Logger(run)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    step = 0
+    while step < steps and not budget.done():
+        video = to_video(ds.sample(batch)["frames"].to(dev))
+        for g in opt.param_groups:
+            g["lr"] = common.cosine_lr(step, lr, 100, steps)
+        with torch.no_grad(), amp:
+            z = full.encode(video)
+            target = full.decode(z).float()
+        with amp:
+            rec = light.decode(z).float()
+        loss = F.l1_loss(rec, video) + F.mse_loss(rec, video) + F.l1_loss(rec, target)
+        step = common.simple_step(opt, loss, step, log, log_every, steps, progress)
+    light.eval()
+    metrics = compare(light, full, val.fixed(8, seed=1)["frames"], dev) if val is not None else {}
+    log.log(step, **metrics)
+    parts = {"dit": {k[4:]: v for k, v in tensors.items() if k.startswith("dit.")}, "vae": light}
+    text = {k[5:]: v for k, v in tensors.items() if k.startswith("text.")}
+    if text:
+        parts["text"] = text
+    extra = {k: v for k, v in meta.items() if k not in ("model",)}
+    extra["light_decoder"] = {"width": width, "steps": step, **metrics}
+    return save_checkpoint(run, lcfg, parts, extra=extra)
+
+

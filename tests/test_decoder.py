@@ -1,0 +1,46 @@
+"""The light decoder: trained against the full one with the encoder frozen, it ships in a checkpoint."""
+
+import dataclasses
+import json
+
+import numpy as np
+import torch
+
+from interworld.config import get_preset
+from interworld.data.shards import Shard, write_shard
+from interworld.engine.world import World
+from interworld.io.checkpoint import load_tensors, save_checkpoint
+from interworld.train.decoder import train_decoder
+
+
+def test_light_decoder_keeps_the_latents_and_loads_as_a_world(tmp_path):
+    tiny = get_preset("tiny")
+    cfg = tiny.replace(vae=dataclasses.replace(tiny.vae, dec_dim=32))  # wide enough that halving shows
+    w = World.from_config(cfg, seed=0)
+    ck = save_checkpoint(tmp_path / "ck", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    r = np.random.default_rng(0)
+    (tmp_path / "d").mkdir()
+    for i, m in enumerate(["freedoom2:MAP01", "freedoom2:MAP19"]):
+        n = 40
+        base = r.integers(0, 256, (1, 32, 32, 3))
+        write_shard(tmp_path / "d" / f"s{i}.npz", Shard(
+            frames=np.clip(base + r.integers(-30, 31, (n, 32, 32, 3)), 0, 255).astype(np.uint8),
+            keys=np.zeros((n, 6), np.uint8), mouse=np.zeros((n, 2), np.float32), pose=np.zeros((n, 5), np.float32),
+            episode=np.zeros(n, np.int32), frame=np.arange(n, dtype=np.int32), meta={"map": m}))
+    out = train_decoder(str(ck), str(tmp_path / "d"), str(tmp_path / "light"), width=0.5, steps=30, batch=2,
+                        device="cpu", log_every=10)
+    a, b = load_tensors(ck), load_tensors(out)
+    for k in a:  # the DiT, the text encoder and the whole encoder side are untouched
+        if not k.startswith("vae.decoder."):
+            assert torch.equal(a[k], b[k]), k
+    n_full = sum(v.numel() for k, v in a.items() if k.startswith("vae.decoder."))
+    n_light = sum(v.numel() for k, v in b.items() if k.startswith("vae.decoder."))
+    assert n_light < 0.4 * n_full  # half the widths: about a quarter of the weights
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["model"]["vae"]["dec_width_scale"] == 0.5
+    assert np.isfinite(meta["light_decoder"]["val_light_vs_full_psnr"])
+    losses = [json.loads(l)["loss"] for l in (out / "log.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert losses[-1] < losses[0]
+    lw = World.from_pretrained(str(out))
+    first = lw.reset((r.random((32, 32, 3)) * 255).astype(np.uint8), "x")
+    assert first.shape == (1, 32, 32, 3) and lw.step(None).shape[0] == lw.frames_per_step
