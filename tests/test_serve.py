@@ -27,6 +27,7 @@ from interworld.cli.main import main  # noqa: E402
 from interworld.engine.world import World, shipped_model_dir  # noqa: E402
 from interworld.io.video import read_video  # noqa: E402
 from interworld.serve.session import InputState, Playout, Frame  # noqa: E402
+from interworld.serve.stream import default_examples_dir  # noqa: E402
 from play_helpers import Client, get_json, http_get, http_status, serving, tiny_world, wait_for  # noqa: E402
 
 
@@ -43,7 +44,9 @@ def test_frames_arrive_follow_actions_and_change(fmt, magic):
     with serving(image_format=fmt) as srv, Client(srv.url) as c:
         assert http_status(srv.url + "/") == 200 and http_status(srv.url + "/static/play.js") == 200
         hello = c.hello_and_start(prompt="a dark corridor", seed=3)
-        assert hello["examples"] == ["start.png"] and hello["keys"] == ["w", "s", "a", "d", "space", "attack"]
+        shipped = sorted(p.name for p in default_examples_dir().glob("*.png"))  # the repository's examples/
+        assert hello["examples"] == shipped and "start.png" in shipped
+        assert hello["keys"] == ["w", "s", "a", "d", "space", "attack"]
         assert hello["format"] == f"image/{fmt}"
         first = c.take_frames(1)[0]
         assert first[0]["i"] == 0 and first[1][:4].startswith(magic)
