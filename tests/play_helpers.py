@@ -102,18 +102,24 @@ class Client:
         self.frames.append(frame)
         return "frame", frame
 
-    def notice(self, pred=lambda m: True, timeout: float = 10.0, ack: bool = True) -> dict:
-        """Read until a notice matching `pred` (acking frames on the way)."""
+    def _messages(self, timeout: float, ack: bool, failure):
+        """Messages as they come (frames acked on the way); after `timeout` s an AssertionError
+        with failure() as its message."""
         t0 = time.monotonic()
         while True:
             left = timeout - (time.monotonic() - t0)
             if left <= 0:
-                raise AssertionError(f"no matching notice in {timeout} s; got {self.notices[-5:]}")
+                raise AssertionError(failure())
             kind, m = self.recv(left)
-            if kind == "frame":
-                if ack:
-                    self.send({"type": "ack", "frame": m[0]["i"]})
-            elif pred(m):
+            if kind == "frame" and ack:
+                self.send({"type": "ack", "frame": m[0]["i"]})
+            yield kind, m
+
+    def notice(self, pred=lambda m: True, timeout: float = 10.0, ack: bool = True) -> dict:
+        """Read until a notice matching `pred` (acking frames on the way)."""
+        for kind, m in self._messages(timeout, ack,
+                                      lambda: f"no matching notice in {timeout} s; got {self.notices[-5:]}"):
+            if kind != "frame" and pred(m):
                 return m
 
     def error(self, code: str, timeout: float = 10.0) -> dict:
@@ -121,18 +127,15 @@ class Client:
 
     def take_frames(self, n: int = 1, timeout: float = 10.0, ack: bool = True, pred=lambda h: True):
         """The next n frames whose header matches `pred` (acking each one)."""
-        got, t0 = [], time.monotonic()
-        while len(got) < n:
-            left = timeout - (time.monotonic() - t0)
-            if left <= 0:
-                raise AssertionError(f"got {len(got)} of {n} frames in {timeout} s; notices {self.notices[-5:]}")
-            kind, m = self.recv(left)
-            if kind == "frame":
-                if ack:
-                    self.send({"type": "ack", "frame": m[0]["i"]})
-                if pred(m[0]):
-                    got.append(m)
-        return got
+        got = []
+        if n <= 0:
+            return got
+        for kind, m in self._messages(
+                timeout, ack, lambda: f"got {len(got)} of {n} frames in {timeout} s; notices {self.notices[-5:]}"):
+            if kind == "frame" and pred(m[0]):
+                got.append(m)
+                if len(got) == n:
+                    return got
 
     def hello_and_start(self, **start) -> dict:
         hello = self.notice(lambda m: m["type"] == "hello")

@@ -27,6 +27,8 @@ from interworld.io.checkpoint import CheckpointError, load_tensors, read_config
 from interworld.models.dit import Step, WanDiT, build_dit
 from interworld.models.vae import CausalVAE
 
+from helpers import SafeOpenSpy, tiny_tokenizer
+
 DATA = Path(__file__).parent / "data"
 
 # a Wan2.2-structured VAE, shrunk: 16x spatial, 4x temporal, as the real one
@@ -259,36 +261,11 @@ def mg3_release(tmp_path_factory):
 
 def test_mg3_release_streams_shard_by_shard(mg3_release, monkeypatch):
     root, cfg, dit, vae = mg3_release
-    opened, reads, live = [], {}, [0]
-    real = O.safe_open
-
-    class Spy:  # records every file opened, the tensors read from it, and how many are open at once
-        def __init__(self, path, **kw):
-            self.path, self.h = Path(path).name, real(path, **kw)
-
-        def __enter__(self):
-            live[0] += 1
-            assert live[0] == 1, "two safetensors files open at once"
-            opened.append(self.path)
-            self.inner = self.h.__enter__()
-            return self
-
-        def __exit__(self, *a):
-            live[0] -= 1
-            return self.h.__exit__(*a)
-
-        def keys(self):
-            return self.inner.keys()
-
-        def get_slice(self, k):
-            return self.inner.get_slice(k)
-
-        def get_tensor(self, k):
-            reads[self.path] = reads.get(self.path, 0) + 1
-            return self.inner.get_tensor(k)
-
-    monkeypatch.setattr(O, "safe_open", Spy)
+    spy = SafeOpenSpy(O.safe_open)
+    monkeypatch.setattr(O, "safe_open", spy)
     loaded = O.load_official(root, dtype=torch.float32)
+    opened, reads = spy.opened, spy.reads
+    assert spy.max_live == 1, "two safetensors files open at once"
     shards = [f"diffusion_pytorch_model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
     assert loaded.layout.name == "Matrix-Game-3.0" and loaded.report.files[:3] == [str(root / "base_distilled_model" / s)
                                                                                   for s in shards]
@@ -472,37 +449,15 @@ def test_misfitting_keys_are_named_with_the_layout_before_anything_is_read(mg3_r
     write_shards(d, sd, 2)
     (d / "config.json").write_text(json.dumps(wan_config_json(cfg, mg3=True)))
     (tmp_path / "Wan2.2_VAE.safetensors").symlink_to(root / "Wan2.2_VAE.safetensors")
-    real, reads = O.safe_open, []
-
-    class Spy:
-        def __init__(self, path, **kw):
-            self.h = real(path, **kw)
-
-        def __enter__(self):
-            self.inner = self.h.__enter__()
-            return self
-
-        def __exit__(self, *a):
-            return self.h.__exit__(*a)
-
-        def keys(self):
-            return self.inner.keys()
-
-        def get_slice(self, k):
-            return self.inner.get_slice(k)
-
-        def get_tensor(self, k):
-            reads.append(k)
-            return self.inner.get_tensor(k)
-
-    monkeypatch.setattr(O, "safe_open", Spy)
+    spy = SafeOpenSpy(O.safe_open)
+    monkeypatch.setattr(O, "safe_open", spy)
     with pytest.raises(CheckpointError) as e:
         O.load_official(tmp_path)
     msg = str(e.value)
     assert "(Matrix-Game-3.0 layout)" in msg and "missing 1 keys: blocks.1.cam_shift_layer.bias" in msg
     assert "unexpected 1 keys: blocks.0.action_model.extra.weight" in msg
     assert f"head.head.weight: checkpoint (3, {cfg.dim}) vs model" in msg
-    assert reads == []  # found from the headers alone
+    assert spy.keys_read == []  # found from the headers alone
 
 
 def test_pickles_are_never_opened_and_the_error_gives_the_command(tmp_path, mg3_release):
@@ -537,17 +492,6 @@ def test_cli_convert_errors_are_one_line(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ umT5 text encoding
-def tiny_tokenizer(folder: Path):
-    transformers, tokenizers = pytest.importorskip("transformers"), pytest.importorskip("tokenizers")
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate("a dark stone corridor hall".split())}}
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                                                unk_token="<unk>")
-    fast.save_pretrained(folder)
-    return len(vocab)
-
-
 def test_umt5_from_the_official_folder(tmp_path):
     """Wan's umT5 weights (native names) through transformers, equal to the same weights loaded natively."""
     from interworld.models.text import UMT5TextEncoder

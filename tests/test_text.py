@@ -9,18 +9,14 @@ from interworld.models.dit import Step, WanDiT
 transformers = pytest.importorskip("transformers", reason="pip install 'interworld[text]' for umT5 encoding")
 tokenizers = pytest.importorskip("tokenizers")
 
+from helpers import tiny_tokenizer  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def tiny_umt5(tmp_path_factory):
     """A UMT5 encoder folder in the transformers layout, shrunk: what users point --text-encoder at."""
     d = tmp_path_factory.mktemp("umt5")
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate("a dark stone corridor hall".split())}}
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                                                unk_token="<unk>")
-    fast.save_pretrained(d)
-    cfg = transformers.UMT5Config(vocab_size=len(vocab), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
+    cfg = transformers.UMT5Config(vocab_size=tiny_tokenizer(d), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
     torch.manual_seed(0)
     transformers.UMT5EncoderModel(cfg).save_pretrained(d)
     return d

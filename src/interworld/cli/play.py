@@ -97,10 +97,8 @@ def run(args) -> int:
                                  scheme=args.scheme, steps=args.steps, seed=args.seed, memory=not args.no_memory)
 
     def new_world() -> World:  # one stream state per session; the weights are shared, not copied
-        w = World(base.cfg, base.dit, base.vae, base.text_encoder, base.device, base.dtype,
-                  scheme=base.scheme, steps=base.steps, memory=base.memory)
-        w.motion = base.motion
-        return w
+        return World(base.cfg, base.dit, base.vae, base.text_encoder, base.device, base.dtype,
+                     scheme=base.scheme, steps=base.steps, memory=base.memory, motion=base.motion)
 
     if args.checkpoint:
         label = f"{base.cfg.name} ({Path(args.checkpoint).resolve().name})"

@@ -65,12 +65,12 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
 
 class World:
     def __init__(self, cfg: ModelConfig, dit, vae: CausalVAE, text_encoder, device="cpu", dtype=torch.float32,
-                 scheme: str | None = None, steps: int | None = None, memory: bool = True):
+                 scheme: str | None = None, steps: int | None = None, memory: bool = True, motion=None):
         self.cfg, self.dit, self.vae, self.text_encoder = cfg, dit, vae, text_encoder
         self.device, self.dtype = torch.device(device), dtype
         self.scheme, self.steps, self.memory = scheme or cfg.scheme, steps, memory
         self.gen: Generator | None = None
-        self.motion = None  # a learned action-to-motion model, when the checkpoint has one
+        self.motion = motion  # a learned action-to-motion model (models/motion.py), when the checkpoint has one
         self.decoder = None
         self.last_timings: dict[str, float] = {}
 
@@ -166,9 +166,7 @@ class World:
         vae = vae.to(device, dtype if torch.device(device).type == "cuda" else torch.float32).eval()
         if isinstance(text, torch.nn.Module):
             text = text.to(device).eval()
-        world = cls(cfg, dit, vae, text, device, dtype, **kw)
-        world.motion = motion
-        return world
+        return cls(cfg, dit, vae, text, device, dtype, motion=motion, **kw)
 
     # ------------------------------------------------------------------ the stream
     @property

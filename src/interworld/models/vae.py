@@ -152,6 +152,13 @@ def _widths(base: int, mult, scale: float = 1.0) -> list[int]:
     return [max(8, int(round(base * m * scale / 8)) * 8) for m in mult]
 
 
+def _encoder_middle_and_head(c: int, cfg: VAEConfig) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """What both encoder layouts end with: two residual blocks (attention between them) and the
+    norm + convolution to the latent mean and log-variance."""
+    mid = [ResidualBlock(c, c)] + ([FrameAttention(c)] if cfg.attn_mid else []) + [ResidualBlock(c, c)]
+    return nn.ModuleList(mid), nn.ModuleList([ChannelRMSNorm(c), CausalConv3d(c, 2 * cfg.z_dim, 3)])
+
+
 class Encoder3d(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
@@ -165,9 +172,7 @@ class Encoder3d(nn.Module):
             if i < len(dims) - 1:
                 layers.append(Downsample(d, cfg.temporal_down[i] if i < len(cfg.temporal_down) else False))
         self.downsamples = nn.ModuleList(layers)
-        mid = [ResidualBlock(cin, cin)] + ([FrameAttention(cin)] if cfg.attn_mid else []) + [ResidualBlock(cin, cin)]
-        self.middle = nn.ModuleList(mid)
-        self.head = nn.ModuleList([ChannelRMSNorm(cin), CausalConv3d(cin, 2 * cfg.z_dim, 3)])
+        self.middle, self.head = _encoder_middle_and_head(cin, cfg)
 
     def forward(self, x):
         x = self.conv1(x)
@@ -282,11 +287,12 @@ class UpGroup(nn.Module):
         return y if self.avg_shortcut is None else y + self.avg_shortcut(x, first=seen == 0)
 
 
-class Wan22Encoder3d(nn.Module):
-    """Widths dim x (1, *dim_mult); one DownGroup per step, the last without downsampling."""
+class Wan22Encoder3d(Encoder3d):
+    """Widths dim x (1, *dim_mult); one DownGroup per step, the last without downsampling.
+    Only the down path differs from Encoder3d: the forward pass is the same."""
 
     def __init__(self, cfg: VAEConfig):
-        super().__init__()
+        nn.Module.__init__(self)
         dims = [cfg.dim * m for m in (1, *cfg.dim_mult)]
         n = len(cfg.dim_mult)
         self.conv1 = CausalConv3d(3 * cfg.patch**2, dims[0], 3)
@@ -294,16 +300,7 @@ class Wan22Encoder3d(nn.Module):
             DownGroup(dims[i], dims[i + 1], cfg.num_res_blocks,
                       cfg.temporal_down[i] if i < len(cfg.temporal_down) else False, i < n - 1)
             for i in range(n))
-        c = dims[-1]
-        mid = [ResidualBlock(c, c)] + ([FrameAttention(c)] if cfg.attn_mid else []) + [ResidualBlock(c, c)]
-        self.middle = nn.ModuleList(mid)
-        self.head = nn.ModuleList([ChannelRMSNorm(c), CausalConv3d(c, 2 * cfg.z_dim, 3)])
-
-    def forward(self, x):
-        x = self.conv1(x)
-        for m in list(self.downsamples) + list(self.middle):
-            x = m(x)
-        return self.head[1](F.silu(self.head[0](x)))
+        self.middle, self.head = _encoder_middle_and_head(dims[-1], cfg)
 
 
 class Wan22Decoder3d(nn.Module):

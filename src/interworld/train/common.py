@@ -8,6 +8,7 @@ safetensors too (never pickle), keyed by parameter name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,6 +47,11 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(x)
         x /= dist.get_world_size()
     return x
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on a GPU, nothing on a CPU; one object, reusable for every step."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def agree(flag: bool, device) -> bool:

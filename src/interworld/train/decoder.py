@@ -66,7 +66,7 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     log = common.Logger(run)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = common.autocast(dev)
     step = 0
     while step < steps and not budget.done():
         video = to_video(ds.sample(batch)["frames"].to(dev))
@@ -86,8 +86,7 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     text = {k[5:]: v for k, v in tensors.items() if k.startswith("text.")}
     if text:
         parts["text"] = text
-    extra = {k: v for k, v in meta.items() if k not in ("model",)}
-    extra["light_decoder"] = {"width": width, "steps": step, **metrics}
-    return save_checkpoint(run, lcfg, parts, extra=extra)
+    # read_config took the model section out of meta: the rest (step, metrics) carries over
+    return save_checkpoint(run, lcfg, parts, extra={**meta, "light_decoder": {"width": width, "steps": step, **metrics}})
 
 

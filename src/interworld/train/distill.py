@@ -45,15 +45,13 @@ from interworld.data.shards import ClipDataset
 from interworld.diffusion.flow import add_noise, flow_matching_loss
 from interworld.engine.generator import Generator
 from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
-from interworld.models.action import action_windows
-from interworld.models.camera import latent_plucker, previous_refs
-from interworld.models.dit import Step, build_dit
+from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
 from interworld.models.vae import CausalVAE
 from interworld.train import common
 from interworld.train.error_buffer import ErrorBuffer
 from interworld.train.latents import LatentClips
-from interworld.train.world import DEFAULT_PROMPT, _causal_masks
+from interworld.train.world import DEFAULT_PROMPT, clip_conditions
 
 
 @dataclass
@@ -81,26 +79,6 @@ class DistillArgs:
 
 def _x0(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return x_t.float() - (t / 1000.0)[:, None, :, None, None] * v.float()
-
-
-def clip_conditions(gen: Generator, cfg: ModelConfig, b: int, device):
-    """Step (actions, causal mask) and Plucker rays for the whole rolled-out clip, from the
-    generator's own actions and integrated poses: what the teacher and the fake score see."""
-    f = gen.n_latents
-    ids = torch.arange(f)
-    kb = ms = None
-    if cfg.action is not None:
-        tr, w = cfg.vae.temporal, cfg.action.windows
-        kb = action_windows(gen.keys[None], ids, tr, w).expand(b, -1, -1, -1).to(device)
-        ms = action_windows(gen.mouse[None], ids, tr, w).expand(b, -1, -1, -1).to(device)
-    pl = None
-    if cfg.camera:
-        p = gen.poses[:f]
-        pl = latent_plucker(p, previous_refs(p), gen.height, gen.width, cfg.vae.spatial, cfg.kinematics)
-        pl = pl[None].expand(b, -1, -1, -1, -1).to(device)
-    s = cfg.tokens_per_frame(gen.height, gen.width)
-    mask, amask = _causal_masks(f, cfg.chunk_latents, cfg.sink_latents, cfg.window_latents, 1, s, str(device))
-    return Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask), pl
 
 
 def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *, chunks: int, seed: int,
@@ -211,18 +189,14 @@ def distill(a: DistillArgs, progress=None) -> Path:
     n_lat = 1 + a.chunks * cfg.chunk_latents
     clips = ClipDataset(a.data, 1 + (n_lat - 1) * cfg.vae.temporal, maps=list(TRAIN), seed=a.seed + rank,
                         part=(rank, world))
-    amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    amp = common.autocast(device)
     data = LatentClips(clips, vae, n_lat, device, seed=a.seed * 1000 + rank + step_n,
-                       amp=amp_ctx)
+                       amp=amp)
     errors = ErrorBuffer(a.error_buffer) if a.error_buffer > 0 else None
     log = common.Logger(run)
     if common.is_main() and not resume:
         log.log(step_n, train_frames=clips.frames, world_size=world, self_rollout=a.self_rollout,
                 error_buffer=a.error_buffer, student_steps=a.student_steps)
-
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-            "cpu", enabled=False)
 
     def checkpoint():
         if not common.is_main():
@@ -247,10 +221,12 @@ def distill(a: DistillArgs, progress=None) -> Path:
         z = b["latents"]
         update_student = it % a.fake_steps == a.fake_steps - 1
         seed = (a.seed * 100003 + rank * 7919 + it * 31 + step_n) % (2**31)
-        with autocast():
+        with amp:
             x0_gen, gen = rollout(student, scfg, ctx, z, b["keys"][0].cpu(), b["mouse"][0].cpu(), chunks=a.chunks,
                                   seed=seed, self_rollout=a.self_rollout, errors=errors, grad=update_student)
-            step, pl = clip_conditions(gen, scfg, a.batch, device)
+            # the teacher and the fake score see the rollout's own actions and integrated poses
+            step, pl = clip_conditions(scfg, gen.keys[None], gen.mouse[None], gen.poses[None, :gen.n_latents],
+                                       (gen.height, gen.width), "causal", device, scfg.chunk_latents, 1, a.batch)
             z0 = z[:, :, :1]
             lf = fake_loss(fake, x0_gen, z0, ctx, step, pl)
         opt_f.zero_grad(set_to_none=True)
@@ -260,7 +236,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
         opt_f.step()
         metrics["fake_loss"] = lf.detach()
         if update_student:
-            with autocast():
+            with amp:
                 ls, residual, m = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
             opt_s.zero_grad(set_to_none=True)
             ls.backward()

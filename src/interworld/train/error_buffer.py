@@ -63,22 +63,20 @@ class ErrorBuffer:
     def perturb(self, z: torch.Tensor) -> torch.Tensor:
         """Every frame of z [B, C, F, h, w] plus a sampled residual times a factor in [0, 1], in a
         p_inject share of the clips (the context a student writes into its cache)."""
-        if self.count == 0:
-            return z
-        t = torch.zeros(z.shape[0], z.shape[2] + 1, device=z.device)
-        pad = torch.cat([z[:, :, :1], z], 2)  # a stand-in start frame, which corrupt_context leaves alone
-        return self.corrupt_context(pad, t)[:, :, 1:]
+        return self._inject(z, torch.ones(z.shape[0], z.shape[2], dtype=torch.bool, device=z.device))
 
     @torch.no_grad()
     def corrupt_context(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Add sampled residuals, each scaled by a random factor in [0, 1], to the clean context
         frames (t == 0) after the first (the start image is real at inference too), in a
         p_inject share of the clips. Returns a new tensor; z is not changed."""
+        return self._inject(z, (t == 0) & (torch.arange(z.shape[2], device=t.device) > 0)[None])
+
+    def _inject(self, z: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """z plus a scaled sampled residual on the `frames` [B, F] of a p_inject share of the clips."""
         if self.count == 0:
             return z
-        b, c, f = z.shape[:3]
-        ctx = (t == 0) & (torch.arange(f, device=t.device) > 0)[None]
-        ctx &= (torch.rand(b, 1, device=t.device) < self.p_inject)
+        ctx = frames & (torch.rand(z.shape[0], 1, device=z.device) < self.p_inject)
         n = int(ctx.sum())
         if n == 0:
             return z

@@ -9,7 +9,6 @@ written before a wall-clock budget runs out.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -115,7 +114,7 @@ def fit(a: FitArgs, progress=None) -> Path:
     # each rank loads its own share of the shards (all of them if there are too few to share)
     data = ClipDataset(a.data, T, maps=list(TRAIN), seed=a.seed * 1000 + rank + step, part=(rank, world))
     n_frames = data.frames
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    amp = common.autocast(device)
     if a.kind == "world":  # the VAE is frozen: encode every clip once
         data = LatentClips(data, vae, a.latents, device, seed=a.seed * 1000 + rank + step, amp=amp)
     try:

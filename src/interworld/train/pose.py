@@ -21,8 +21,8 @@ from interworld.models.pose import PoseConfig, PoseNet, move_error, relative_mot
 from interworld.train import common
 
 
-def _pairs(ds: ClipDataset, n: int):
-    b = ds.sample(n)
+def _pairs(b: dict):
+    """Clips of gap + 1 frames -> (first frames, last frames, true relative motion)."""
     f, p = b["frames"], b["pose"]
     return f[:, 0], f[:, -1], relative_motion(p[:, 0].double(), p[:, -1].double()).float()
 
@@ -51,12 +51,7 @@ def load_pose(path: str | Path, device="cpu") -> PoseNet:
 
 @torch.no_grad()
 def validate(net: PoseNet, val: ClipDataset, device, n: int = 256) -> dict:
-    keep = val.rng
-    val.rng = __import__("random").Random(1)
-    try:
-        a, b, t = _pairs(val, n)
-    finally:
-        val.rng = keep
+    a, b, t = _pairs(val.fixed(n, seed=1))
     net.eval()
     est = torch.cat([net(a[i:i + 64].to(device), b[i:i + 64].to(device)).cpu() for i in range(0, n, 64)])
     net.train()
@@ -83,7 +78,7 @@ def train_pose(data: str, out: str, steps: int = 2000, batch: int = 64, lr: floa
     log = common.Logger(run)
     step = 0
     while step < steps and not budget.done():
-        a, b, t = _pairs(ds, batch)
+        a, b, t = _pairs(ds.sample(batch))
         flip = torch.rand(batch) < 0.5  # mirrored pairs: a left turn becomes a right one, doubling the data
         a, b = torch.where(flip[:, None, None, None], a.flip(2), a), torch.where(flip[:, None, None, None], b.flip(2), b)
         t = torch.where(flip[:, None], t * torch.tensor([-1.0, 1.0, -1.0]), t)

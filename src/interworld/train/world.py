@@ -86,10 +86,35 @@ def _causal_masks(f, chunk, sink, window, first_chunk, tokens, device):
     return tok.to(device), chunk_action_mask(f, chunk, first_chunk).to(device)
 
 
+def clip_conditions(cfg: ModelConfig, keys: torch.Tensor, mouse: torch.Tensor, lat_poses: torch.Tensor,
+                    hw: tuple[int, int], scheme: str, device, chunk: int, first_chunk: int, batch: int):
+    """Everything but the latents and the text that the DiT is conditioned on for a clip, laid out
+    as the generator does: action windows, frame-to-frame Plucker rays, the scheme's masks.
+
+    keys/mouse [B, T, *] per video frame; lat_poses [B, F, 5] per latent frame. B may be 1 for
+    one action stream shared by a batch of `batch` clips (distillation). Returns (Step, plucker)."""
+    f = lat_poses.shape[1]
+    ids = torch.arange(f)
+    kb = ms = None
+    if cfg.action is not None:
+        tr, w = cfg.vae.temporal, cfg.action.windows
+        kb = action_windows(keys.float(), ids.to(keys.device), tr, w).to(device).expand(batch, -1, -1, -1)
+        ms = action_windows(mouse.float(), ids.to(mouse.device), tr, w).to(device).expand(batch, -1, -1, -1)
+    pl = None
+    if cfg.camera:
+        p = lat_poses.to(device)  # all clips at once: one batch of kernels
+        pl = latent_plucker(p, previous_refs(p), *hw, cfg.vae.spatial, cfg.kinematics)
+        pl = pl.expand(batch, *pl.shape[1:])
+    mask = amask = None
+    if scheme == "causal":
+        s = cfg.tokens_per_frame(*hw)
+        mask, amask = _causal_masks(f, chunk, cfg.sink_latents, cfg.window_latents, first_chunk, s, str(device))
+    return Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask), pl
+
+
 def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBatch, scheme: str, device,
                          chunk: int, first_chunk: int):
-    """Latents of a clip and everything the DiT is conditioned on, laid out as the generator
-    does: action windows, frame-to-frame Plucker rays, the scheme's masks, text states.
+    """Latents of a clip, its conditions (`clip_conditions`) and its text states.
     Returns (z [B, C, F, h, w], Step, plucker, text context)."""
     cfg = dit_cfg
     if batch.latents is not None:
@@ -98,23 +123,10 @@ def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBa
         with torch.no_grad():
             z = vae.normalize(vae.encode(to_video(batch.frames.to(device)))).float()
     b, f = z.shape[0], z.shape[2]
-    tr = cfg.vae.temporal
-    ids = torch.arange(f)
-    kb = ms = None
-    if cfg.action is not None:
-        kb = action_windows(batch.keys.float(), ids.to(batch.keys.device), tr, cfg.action.windows).to(device)
-        ms = action_windows(batch.mouse.float(), ids.to(batch.mouse.device), tr, cfg.action.windows).to(device)
-    pl = None
-    if cfg.camera:
-        H, W = batch.hw
-        p = batch.pose[:, ::tr][:, :f].to(device)  # all clips at once: one batch of kernels
-        pl = latent_plucker(p, previous_refs(p), H, W, cfg.vae.spatial, cfg.kinematics)
-    mask = amask = None
-    if scheme == "causal":
-        s = cfg.tokens_per_frame(*batch.hw)
-        mask, amask = _causal_masks(f, chunk, cfg.sink_latents, cfg.window_latents, first_chunk, s, str(device))
+    lat_poses = batch.pose[:, ::cfg.vae.temporal][:, :f]
+    step, pl = clip_conditions(cfg, batch.keys, batch.mouse, lat_poses, batch.hw, scheme, device, chunk,
+                               first_chunk, b)
     ctx = text_encoder(batch.prompts) if text_encoder is not None else torch.zeros(b, 1, cfg.text_dim, device=device)
-    step = Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask)
     return z, step, pl, ctx
 
 
