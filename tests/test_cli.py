@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from interworld.cli.main import main
-from interworld.io.video import read_video
+from interworld.io.video import VideoWriter, read_video
 
 
 @pytest.fixture()
@@ -57,6 +57,19 @@ def test_same_seed_same_video_different_seed_different(tmp_path, image, script):
         torch.set_num_threads(threads)
     assert np.array_equal(vids[0], vids[1])
     assert np.abs(vids[0].astype(int) - vids[2].astype(int)).mean() > 1.0  # another seed, another video
+
+
+def test_mp4_bytes_do_not_depend_on_what_was_decoded_before(tmp_path):
+    # PyAV's implicit rgb->yuv conversion once made files differ after a decode in the same process
+    frames = np.random.default_rng(0).integers(0, 255, (10, 32, 32, 3), dtype=np.uint8)
+    blobs = []
+    for i in range(8):
+        path = tmp_path / f"v{i}.mp4"
+        with VideoWriter(path, 10, 32, 32) as w:
+            w.write(frames)
+        blobs.append(path.read_bytes())
+        assert read_video(path)[0].shape == frames.shape
+    assert all(b == blobs[0] for b in blobs)
 
 
 def _expect_clean_error(capsys, argv, needle):

@@ -33,7 +33,10 @@ class VideoWriter:
             h, w = f.shape[:2]
             if (h % 2) or (w % 2):
                 f = np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-            for packet in self.stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+            # convert to yuv420p ourselves: left to the encoder, PyAV's implicit conversion made the
+            # bytes of the file depend on what was decoded before in the process (same frames, other MP4)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(format="yuv420p")
+            for packet in self.stream.encode(frame):
                 self.container.mux(packet)
             self.frames += 1
 
