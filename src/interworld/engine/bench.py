@@ -4,6 +4,9 @@ Speed does not depend on the weights' values, so presets run with random weights
 Each stage is timed with a device sync around it; the table gives medians over the
 measured iterations after a warm-up, beside the floor that the FLOP count and the
 measured ceilings (a large bf16 GEMM, SDPA at the run's shapes) allow.
+
+`run_bench_parallel` is the same measurement over the GPUs of a torchrun job: the DiT
+sequence-parallel, the VAE decode on the last GPU overlapping the next chunk (or in line).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from interworld.config import ModelConfig
+from interworld.engine.generator import device_sync
 
 
 def dit_flops(cfg: ModelConfig, q_tokens: int, k_tokens: int, with_action: bool = True) -> tuple[float, float]:
@@ -90,6 +94,10 @@ class BenchResult:
     flops: dict[str, float] = field(default_factory=dict)
     ceilings: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    gpus: int = 1  # processes of a torchrun job, one GPU each (run_bench_parallel)
+    dit_gpus: int = 1  # of them, those running the DiT (sequence-parallel when more than one)
+    decode: str = "inline"  # "inline": after each chunk, where the DiT runs; "separate": on the last GPU, overlapped
+    rank_peak_mem_gb: list[float] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -107,16 +115,14 @@ class BenchResult:
         return f["linear_per_step"] / (c["gemm_tflops"] * 1e12) + f["attn_per_step"] / (att * 1e12)
 
 
-@torch.no_grad()
-def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype | None = None, height: int | None = None,
-              width: int | None = None, steps: int = 3, scheme: str | None = None, new_latents: int | None = None,
-              warmup: int = 2, iters: int = 5, memory: bool = True, quantize: str | None = None,
-              progress=None) -> BenchResult:
-    from interworld.engine.world import World
+PROMPT = "a corridor in a castle"
 
-    dev = torch.device(device)
-    dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
+
+def bench_config(preset: str, *, height: int | None = None, width: int | None = None, scheme: str | None = None,
+                 new_latents: int | None = None) -> tuple[ModelConfig, str]:
+    """The preset with the run's frame size and chunk size, and the scheme."""
     from interworld.config import get_preset
+
     cfg = get_preset(preset)
     scheme = scheme or cfg.scheme
     over = {}
@@ -126,24 +132,37 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
         over["height"] = height
     if width:
         over["width"] = width
-    cfg = cfg.replace(**over)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    world = World.from_config(cfg, device=device, dtype=dtype, scheme=scheme, steps=steps, memory=memory)
+    return cfg.replace(**over), scheme
+
+
+def bench_image(cfg: ModelConfig):
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(cfg.height, cfg.width, 3, generator=g) * 255).to(torch.uint8).numpy()
+
+
+def _build_world(cfg: ModelConfig, scheme: str, dev: torch.device, dtype, steps: int, memory: bool):
+    from interworld.engine.world import World
+
+    return World.from_config(cfg, device=str(dev), dtype=dtype, scheme=scheme, steps=steps, memory=memory)
+
+
+def _quantize(world, quantize: str | None) -> None:
     if quantize:
         from interworld.engine.quantize import quantize as apply_quantization
 
         apply_quantization(world.dit, quantize)
-    g = torch.Generator().manual_seed(0)
-    img = (torch.rand(cfg.height, cfg.width, 3, generator=g) * 255).to(torch.uint8).numpy()
-    world.reset(img, "a corridor in a castle")
-    # None: a full preset without a umT5 folder runs on zero text states (nothing to time)
-    text_s = world.last_timings.get("text_s") if world.text_encoder is not None else None
-    gen = world.gen
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    # causal: fill the cache to its steady size before measuring
-    n_warm = warmup + (math.ceil(cfg.window_latents / cfg.chunk_latents) if scheme == "causal" else 1)
-    iter_times, nodec_times, latencies, per_iter_stages = [], [], [], []
+
+
+def _peak_gb(dev: torch.device) -> float:
+    return (torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+
+
+def _measure(gen, n_warm: int, iters: int, sync, emit, progress=None) -> dict[str, list]:
+    """Run n_warm + iters chunks; time the measured ones. `emit(z, t_start)` hands each chunk's
+    latents on (decode here, or send to the decode rank) and returns (t_first_frame | None,
+    t_done | None, extra stage seconds)."""
+    out = {"iter": [], "no_decode": [], "latency": [], "stages": [], "t_start": []}
     for it in range(n_warm + iters):
         measuring = it >= n_warm
         gen.profile, gen.stage_times = measuring, {}
@@ -157,6 +176,23 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
         z = gen.next_chunk(keys, mouse)
         sync()
         b = time.perf_counter()
+        c, d, extra = emit(z, a)
+        if progress:
+            progress(it + 1, n_warm + iters)
+        if measuring:
+            out["stages"].append({**{k: sum(v) for k, v in gen.stage_times.items()}, **extra})
+            out["no_decode"].append(b - a)
+            out["t_start"].append(a)
+            if d is not None:
+                out["iter"].append(d - a)
+                out["latency"].append(c - a)
+    return out
+
+
+def _decode_here(world, sync):
+    """An `emit` for `_measure` that decodes in this process, the first frame apart."""
+    def emit(z, a):
+        b = time.perf_counter()
         zz = world.vae.denormalize(z.float())
         world.decoder.decode(zz[:, :, :1])  # the first latent frame alone: when the first new frame shows
         sync()
@@ -165,32 +201,142 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
             world.decoder.decode(zz[:, :, 1:])
         sync()
         d = time.perf_counter()
-        if progress:
-            progress(it + 1, n_warm + iters)
-        if measuring:
-            st = {k: sum(v) for k, v in gen.stage_times.items()}
-            st["VAE decode"] = d - b
-            per_iter_stages.append(st)
-            iter_times.append(d - a)
-            nodec_times.append(b - a)
-            latencies.append(c - a)
-    stages = {k: statistics.median(s[k] for s in per_iter_stages) for k in per_iter_stages[0]}
-    stages = {"text encoding (once)": text_s, **stages}
+        return c, d, {"VAE decode": d - b}
+    return emit
+
+
+def _result(preset: str, cfg: ModelConfig, scheme: str, gen, dev: torch.device, dtype, text_s, stages: list[dict],
+            iter_s: float, no_decode: list[float], latencies: list[float], peak: float, **extra) -> BenchResult:
+    """Medians, the FLOP count of this run's shapes, the ceilings and the environment."""
+    med = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
     tpf = cfg.tokens_per_frame()
     new = gen.new_count()
     ctx = (cfg.memory_latents + cfg.past_latents) if scheme == "segment" else len(gen.cache.frames)
     q_tok = (new + (ctx if scheme == "segment" else 0)) * tpf
     k_tok = q_tok if scheme == "segment" else (new + ctx) * tpf
     lin, att = dit_flops(cfg, q_tok, k_tok)
-    peak = (torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     ceilings = measure_ceilings(dev, dtype, cfg.num_heads, cfg.head_dim, q_tok, k_tok)
     env = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "none",
            "cpu": platform.processor() or platform.machine(), "threads": str(torch.get_num_threads())}
     return BenchResult(preset, scheme, str(dev), str(dtype).replace("torch.", ""), cfg.height, cfg.width, len(gen.ts),
-                       new, new * cfg.vae.temporal, ctx, stages, statistics.median(iter_times),
-                       statistics.median(nodec_times), latencies, peak,
-                       {"linear_per_step": lin, "attn_per_step": att}, ceilings, env)
+                       new, new * cfg.vae.temporal, ctx, {"text encoding (once)": text_s, **med}, iter_s,
+                       statistics.median(no_decode), latencies, peak,
+                       {"linear_per_step": lin, "attn_per_step": att}, ceilings, env, **extra)
+
+
+def _warm_iters(cfg: ModelConfig, scheme: str, warmup: int) -> int:
+    # causal: fill the cache to its steady size before measuring
+    return warmup + (math.ceil(cfg.window_latents / cfg.chunk_latents) if scheme == "causal" else 1)
+
+
+@torch.no_grad()
+def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype | None = None, height: int | None = None,
+              width: int | None = None, steps: int = 3, scheme: str | None = None, new_latents: int | None = None,
+              warmup: int = 2, iters: int = 5, memory: bool = True, quantize: str | None = None,
+              progress=None) -> BenchResult:
+    dev = torch.device(device)
+    dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    world = _build_world(cfg, scheme, dev, dtype, steps, memory)
+    _quantize(world, quantize)
+    world.reset(bench_image(cfg), PROMPT)
+    # None: a full preset without a umT5 folder runs on zero text states (nothing to time)
+    text_s = world.last_timings.get("text_s") if world.text_encoder is not None else None
+    sync = device_sync(dev)
+    m = _measure(world.gen, _warm_iters(cfg, scheme, warmup), iters, sync, _decode_here(world, sync), progress)
+    return _result(preset, cfg, scheme, world.gen, dev, dtype, text_s, m["stages"], statistics.median(m["iter"]),
+                   m["no_decode"], m["latency"], _peak_gb(dev))
+
+
+@torch.no_grad()
+def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: torch.dtype | None = None,
+                       height: int | None = None, width: int | None = None, steps: int = 3, scheme: str | None = None,
+                       new_latents: int | None = None, warmup: int = 2, iters: int = 5, memory: bool = True,
+                       quantize: str | None = None, decode: str = "separate", progress=None) -> BenchResult | None:
+    """`run_bench` over the processes of a torchrun job, one GPU each (engine/parallel.py).
+
+    decode "separate": the last rank decodes chunk n while the others generate chunk n+1,
+    sequence-parallel; the iteration time is then the median gap between two chunks' decodes
+    finishing, and the latency runs from the leader's start of a chunk to the decode rank's
+    first frame of it. decode "inline": every rank runs the DiT and rank 0 decodes after each
+    chunk, as on one GPU. Returns the result on rank 0, None on the others.
+    """
+    import torch.distributed as dist
+
+    from interworld.engine.parallel import (DecodeServer, LatentSender, broadcast_module, broadcast_tensor,
+                                            init_ranks, max_chunk_latents, parallelize_sequence)
+    from interworld.models.vae import CausalVAE
+
+    if decode not in ("separate", "inline"):
+        raise ValueError(f"decode must be 'separate' or 'inline', not {decode!r}")
+    ranks = init_ranks(device, separate_decode=decode == "separate")
+    dev = ranks.device
+    dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents)
+    c, _, h, w = cfg.latent_shape(1)
+    shape = (1, c, max_chunk_latents(cfg, scheme), h, w)
+    n_warm = _warm_iters(cfg, scheme, warmup)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    mine: dict = {"role": "decode" if ranks.is_decoder else "dit"}
+    if ranks.is_decoder:
+        with torch.device(dev):  # only the VAE here; its weights come from rank 0
+            vae = CausalVAE(cfg.vae).to(dtype if dev.type == "cuda" else torch.float32).eval()
+        broadcast_module(vae, 0)
+        mine["records"] = DecodeServer(vae, 0, shape, dev).run()
+    else:
+        world = _build_world(cfg, scheme, dev, dtype, steps, memory)
+        if ranks.decode_rank is not None:
+            broadcast_module(world.vae, 0)
+        broadcast_module(world.dit, 0, ranks.dit_group)  # replicas equal however each was built
+        _quantize(world, quantize)
+        parallelize_sequence(world.dit, ranks.dit_group)
+        sync = device_sync(dev)
+        t_reset = time.perf_counter()
+        z0 = ctx = None
+        if ranks.is_leader:
+            z0, ctx = world.encode_start(bench_image(cfg), PROMPT)
+            mine["text_s"] = world.last_timings["text_s"] if world.text_encoder is not None else None
+        z0 = broadcast_tensor(z0, 0, ranks.dit_group, dev)
+        ctx = broadcast_tensor(ctx, 0, ranks.dit_group, dev)
+        world.begin(z0, ctx)
+        if ranks.decode_rank is None:
+            world.decoder = world.vae.stream_decoder()
+            emit = _decode_here(world, sync) if ranks.is_leader else (lambda z, a: (None, None, {}))
+        elif ranks.is_leader:
+            sender = LatentSender(ranks.decode_rank, shape, dev)
+            sender.send(z0, t_reset)
+
+            def emit(z, a):
+                return None, None, {"wait for the decode GPU": sender.send(z, a)}
+        else:
+            emit = lambda z, a: (None, None, {})  # noqa: E731
+        m = _measure(world.gen, n_warm, iters, sync, emit, progress if ranks.is_leader else None)
+        if ranks.is_leader and ranks.decode_rank is not None:
+            sender.close()
+        mine.update(measured=m, gen=world.gen if ranks.is_leader else None)
+    mine["peak_gb"] = _peak_gb(dev)
+    gen = mine.pop("gen", None)
+    everyone = [None] * ranks.size
+    dist.all_gather_object(everyone, mine)
+    if not ranks.is_leader:
+        return None
+    m = everyone[0]["measured"]
+    if ranks.decode_rank is None:
+        iter_s, latencies = statistics.median(m["iter"]), m["latency"]
+    else:  # record 0 is the start latent; chunk i is record i + 1
+        rec = everyone[ranks.decode_rank]["records"]
+        measured = range(n_warm + 1, n_warm + iters + 1)
+        iter_s = statistics.median(rec[i]["t_done"] - rec[i - 1]["t_done"] for i in measured)
+        latencies = [rec[i]["t_first"] - rec[i]["t_start"] for i in measured]
+        for st, i in zip(m["stages"], measured):
+            st["VAE decode (decode GPU, overlapped)"] = rec[i]["decode_s"]
+    return _result(preset, cfg, scheme, gen, dev, dtype, everyone[0].get("text_s"), m["stages"], iter_s,
+                   m["no_decode"], latencies, max(e["peak_gb"] for e in everyone), gpus=ranks.size,
+                   dit_gpus=ranks.dit_size, decode="separate" if ranks.decode_rank is not None else "inline",
+                   rank_peak_mem_gb=[e["peak_gb"] for e in everyone])
 
 
 def percentile(xs: list[float], p: float) -> float:
@@ -198,29 +344,57 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, max(0, math.ceil(p / 100 * len(xs)) - 1))]
 
 
-def render(r: BenchResult):
-    """A rich Table of the result."""
+def step_s(stages: dict) -> float:
+    """The mean of the denoising steps' medians."""
+    steps = [v for k, v in stages.items() if k.startswith("denoise step")]
+    return sum(steps) / len(steps)
+
+
+def check_baseline(r: BenchResult, base: dict) -> None:
+    """A one-GPU result (the JSON of `bench --json`) is comparable only at the same shapes."""
+    keys = ("preset", "scheme", "height", "width", "steps", "new_latents", "context_latents", "dtype")
+    diff = [f"{k} {base.get(k)} vs {getattr(r, k)}" for k in keys if base.get(k) != getattr(r, k)]
+    if diff:
+        raise ValueError("the baseline was measured at other settings: " + ", ".join(diff))
+
+
+def render(r: BenchResult, baseline: dict | None = None):
+    """A rich Table of the result; with `baseline` (a one-GPU result as a dict), the speed-up."""
     from rich.table import Table
 
+    where = r.env['gpu'] if r.device.startswith('cuda') else 'CPU x' + r.env['threads']
+    if r.gpus > 1:
+        where = f"{r.gpus} x {where} ({r.dit_gpus} DiT, decode {r.decode})"
     t = Table(title=f"interworld bench: {r.preset}, {r.scheme}, {r.height}x{r.width}, {r.steps} steps, {r.dtype}, "
-                    f"{r.env['gpu'] if r.device.startswith('cuda') else 'CPU x' + r.env['threads']}")
+                    f"{where}")
     t.add_column("stage")
     t.add_column("median s / iteration", justify="right")
     for k, v in r.stages.items():
         t.add_row(k, "n/a (no text encoder weights)" if v is None else f"{v:.4f}")
     t.add_section()
-    t.add_row("iteration (decode included)", f"{r.iter_s:.4f}")
+    t.add_row("iteration (decode " + ("overlapped: gap between chunks" if r.decode == "separate" else "included") + ")",
+              f"{r.iter_s:.4f}")
     t.add_row(f"frames per iteration ({r.new_latents} latents, context {r.context_latents})", str(r.frames_per_iter))
     t.add_row("frames/s, decode included", f"{r.fps:.2f}")
     t.add_row("frames/s, decode excluded", f"{r.fps_no_decode:.2f}")
     t.add_row("latency action -> first frame p50 / p99 (s)",
               f"{percentile(r.latency_s, 50):.4f} / {percentile(r.latency_s, 99):.4f}")
-    t.add_row("peak memory (GiB, " + ("GPU allocated" if r.device.startswith("cuda") else "process RSS") + ")",
-              f"{r.peak_mem_gb:.2f}")
+    mem = "GPU allocated" if r.device.startswith("cuda") else "process RSS"
+    t.add_row(f"peak memory (GiB, {mem})", f"{r.peak_mem_gb:.2f}")
+    for i, gb in enumerate(r.rank_peak_mem_gb if r.gpus > 1 else []):
+        role = "decode" if (r.decode == "separate" and i == r.gpus - 1) else "DiT"
+        t.add_row(f"  rank {i} ({role})", f"{gb:.2f}")
+    if baseline is not None:
+        t.add_section()
+        t.add_row("speed-up over 1 GPU: frames/s decode included / excluded",
+                  f"{r.fps / baseline['fps']:.2f}x / {r.fps_no_decode / baseline['fps_no_decode']:.2f}x")
+        t.add_row("speed-up over 1 GPU: denoising step", f"{step_s(baseline['stages']) / step_s(r.stages):.2f}x")
     t.add_section()
     lin, att = r.flops["linear_per_step"], r.flops["attn_per_step"]
     t.add_row("FLOP per denoising step: linear / attention (TFLOP)", f"{lin / 1e12:.2f} / {att / 1e12:.2f}")
     t.add_row("measured ceilings: GEMM / SDPA (TFLOP/s)",
               f"{r.ceilings['gemm_tflops']:.1f} / {r.ceilings['sdpa_tflops']:.1f}")
     t.add_row("floor per denoising step at those ceilings (s)", f"{r.floor_s():.4f}")
+    if r.dit_gpus > 1:
+        t.add_row(f"  the same over {r.dit_gpus} DiT GPUs, perfect scaling (s)", f"{r.floor_s() / r.dit_gpus:.4f}")
     return t

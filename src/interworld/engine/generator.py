@@ -129,7 +129,7 @@ class Generator:
         if not self.profile:
             yield
             return
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync = device_sync(self.device)
         sync()
         t0 = time.perf_counter()
         yield
@@ -353,6 +353,15 @@ class Generator:
             return v[:, :, n_ctx:]
 
         return self._sample(denoise, n_new)
+
+
+def device_sync(device: torch.device):
+    """A function that waits for the work queued on `device`'s current stream. Not the whole device:
+    with decode on another GPU, a send of latents may wait on an NCCL stream for the decoder, and
+    that wait belongs to no stage of this one (collectives the stage needs are on its stream)."""
+    if device.type != "cuda":
+        return lambda: None
+    return torch.cuda.current_stream(device).synchronize
 
 
 def len_keys(cfg: ModelConfig) -> int:

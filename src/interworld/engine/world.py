@@ -186,23 +186,37 @@ class World:
     def reset(self, image, prompt: str = "", *, seed: int = 0, pose=None, height: int | None = None,
               width: int | None = None) -> np.ndarray:
         """Start a new stream from `image`; returns the first frame [1, H, W, 3] uint8."""
+        t0 = time.perf_counter()
+        z0, ctx = self.encode_start(image, prompt, height, width)
+        self.begin(z0, ctx, seed=seed, pose=pose)
+        self.decoder = self.vae.stream_decoder()
+        first = self.decoder.decode(self.vae.denormalize(z0.float()))
+        self.last_timings = {"reset_s": time.perf_counter() - t0, "text_s": self.last_timings["text_s"]}
+        return to_uint8(first)
+
+    @torch.no_grad()
+    def encode_start(self, image, prompt: str = "", height: int | None = None,
+                     width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first half of `reset`: the clean latent of the start image [1, C, 1, h, w] (float32)
+        and the text states. Split out so that several processes can share one encoding (engine/parallel.py)."""
         h, w = height or self.cfg.height, width or self.cfg.width
         s = self.cfg.vae.spatial * self.cfg.patch[1]
         if h % s or w % s:
             raise ValueError(f"height and width must be multiples of {s} for this model, got {h}x{w}")
-        t0 = time.perf_counter()
         x = load_image(image, h, w).to(self.device)
         z0 = self.vae.normalize(self.vae.encode(x.to(next(self.vae.parameters()).dtype)).float())
         t1 = time.perf_counter()
         ctx = self.encode_prompt(prompt)
-        text_s = time.perf_counter() - t1
+        self.last_timings = {"text_s": time.perf_counter() - t1}
+        return z0, ctx
+
+    @torch.no_grad()
+    def begin(self, z0: torch.Tensor, ctx: torch.Tensor, *, seed: int = 0, pose=None) -> None:
+        """The second half of `reset`: a new generator started from z0 (its size gives the frame size)."""
+        s = self.cfg.vae.spatial
         self.gen = Generator(self.dit, self.cfg, ctx, scheme=self.scheme, steps=self.steps, seed=seed,
-                             height=h, width=w, memory=self.memory, motion=self.motion)
-        self.gen.start(z0.to(self.dtype), None if pose is None else torch.as_tensor(pose, dtype=torch.float32))
-        self.decoder = self.vae.stream_decoder()
-        first = self.decoder.decode(self.vae.denormalize(z0.float()))
-        self.last_timings = {"reset_s": time.perf_counter() - t0, "text_s": text_s}
-        return to_uint8(first)
+                             height=z0.shape[-2] * s, width=z0.shape[-1] * s, memory=self.memory, motion=self.motion)
+        self.gen.start(z0.to(self.device, self.dtype), None if pose is None else torch.as_tensor(pose, dtype=torch.float32))
 
     @torch.no_grad()
     def step(self, actions=None) -> np.ndarray:
