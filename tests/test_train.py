@@ -48,11 +48,14 @@ def test_vae_then_world_training_lowers_the_loss_and_resumes(data, tmp_path):
     n = w.frames_per_step
     assert w.step(None).shape == (n, 32, 32, 3)
 
-    # the same command on the same folder resumes at step 60 and goes on to 70 (with the error buffer on)
+    # the same command on the same folder resumes at step 60 and goes on to 70 (with the error buffer on,
+    # and the blocks compiled: the checkpoint it writes must load into the plain model)
     fit(FitArgs("world", str(data), str(world_run), steps=70, batch=4, lr=2e-3, latents=3, log_every=5,
-                val_every=1000, ckpt_every=1000, device="cpu", error_buffer=64))
+                val_every=1000, ckpt_every=1000, device="cpu", error_buffer=64, compile=True))
     steps = [r["step"] for r in read_log(world_run) if "loss" in r]
     assert steps[-1] == 70 and 65 in steps and json.loads((world_run / "state.json").read_text())["step"] == 70
+    assert np.isfinite(_losses(world_run)[-1])
+    World.from_pretrained(str(world_run))
 
 
 def test_two_process_ddp_run_stops_together(data, tmp_path):

@@ -270,6 +270,10 @@ def a14b_moe() -> ModelConfig:
     )
 
 
+# the speed options of engine/accel.py, here so the CLI can list them without importing torch
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
+ATTENTION_BACKENDS = ("auto", "cudnn", "flash", "efficient", "math")
+
 PRESETS = {"tiny": tiny, "small": small, "ti2v-5b": ti2v_5b, "mg3-5b": mg3_5b, "a14b-moe": a14b_moe}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from interworld.cli.speed import add_speed_args, apply_speed_args, build_device
+
 HELP = """Generate a video that follows an action script.
 
 The script is JSON: a list of entries {"keys": ["w"], "mouse": [dx, dy], "frames": N}, each
@@ -40,9 +42,8 @@ def add_parser(sub):
     p.add_argument("--height", type=int, help="output height (default: the model's)")
     p.add_argument("--width", type=int, help="output width (default: the model's)")
     p.add_argument("--no-memory", action="store_true", help="disable memory retrieval (segment scheme)")
-    p.add_argument("--quantize", choices=["int8"], help="int8: torchao INT8 weight-only linear layers in the DiT "
-                                                       "(half the weight memory of bf16; pip install torchao)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_speed_args(p)
 
 
 def run(args) -> int:
@@ -71,17 +72,11 @@ def run(args) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
-    world = World.from_pretrained(args.checkpoint or args.preset, device=args.device, dtype=dtype,
+    world = World.from_pretrained(args.checkpoint or args.preset, device=build_device(args), dtype=dtype,
                                   random_init=args.random_init, text_encoder_path=args.text_encoder,
                                   scheme=args.scheme, steps=args.steps,
                                   memory=not args.no_memory)
-    if args.quantize:
-        from interworld.engine.quantize import quantize
-
-        try:
-            quantize(world.dit, args.quantize)
-        except RuntimeError as e:
-            raise UsageError(str(e)) from None
+    apply_speed_args(world, args)
     try:
         first = world.reset(args.image, args.prompt, seed=args.seed, height=args.height, width=args.width)
     except ValueError as e:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from interworld.cli.speed import add_speed_args, apply_speed_args
+
 HELP = """Play the world model in the browser.
 
 Starts a web server and prints its URL. Open it, click the picture to capture the mouse
@@ -49,6 +51,7 @@ def add_parser(sub):
     p.add_argument("--examples", help="folder of start images offered on the page (default: the repository's "
                                       "examples/ folder, when there is one)")
     p.add_argument("--no-record", action="store_true", help="hide MP4 recording (nothing is written to disk)")
+    add_speed_args(p, offload=False)
 
 
 def run(args) -> int:
@@ -95,10 +98,13 @@ def run(args) -> int:
     base = World.from_pretrained(args.checkpoint or args.preset, device=args.device, dtype=dtype,
                                  random_init=args.random_init, text_encoder_path=args.text_encoder,
                                  scheme=args.scheme, steps=args.steps, seed=args.seed, memory=not args.no_memory)
+    apply_speed_args(base, args)
 
     def new_world() -> World:  # one stream state per session; the weights are shared, not copied
-        return World(base.cfg, base.dit, base.vae, base.text_encoder, base.device, base.dtype,
-                     scheme=base.scheme, steps=base.steps, memory=base.memory, motion=base.motion)
+        w = World(base.cfg, base.dit, base.vae, base.text_encoder, base.device, base.dtype,
+                  scheme=base.scheme, steps=base.steps, memory=base.memory, motion=base.motion)
+        w.attention = base.attention
+        return w
 
     if args.checkpoint:
         label = f"{base.cfg.name} ({Path(args.checkpoint).resolve().name})"

@@ -45,6 +45,8 @@ def add_parser(sub):
     p.add_argument("--error-buffer", type=int, default=0, metavar="N",
                    help="world: feed the model's own residuals back into its context, from a buffer of N latent "
                         "frames (0: off; try 1024)")
+    p.add_argument("--compile", action="store_true",
+                   help="world: torch.compile the DiT blocks (fewer, fused kernels; the first steps compile)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gap", type=int, default=4, help="pose: frames between the two inputs (default 4)")
     p.add_argument("--width", type=float, default=0.5, help="decoder: width of the light decoder (default 0.5)")
@@ -96,7 +98,8 @@ def run(args) -> int:
     fa = FitArgs(kind=args.kind, data=args.data, out=args.out, preset=args.preset, init=args.init, steps=args.steps,
                  batch=args.batch, lr=args.lr, warmup=args.warmup, latents=args.latents, time_limit=args.time_limit,
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
-                 scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer)
+                 scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
+                 compile=args.compile)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
             out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))

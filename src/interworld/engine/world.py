@@ -73,6 +73,27 @@ class World:
         self.motion = motion  # a learned action-to-motion model (models/motion.py), when the checkpoint has one
         self.decoder = None
         self.last_timings: dict[str, float] = {}
+        self.attention = "auto"  # the SDPA backend the DiT runs under (engine/accel.py)
+        self.offloader = None
+
+    def accelerate(self, *, compile: str | None = None, quantize: str | None = None, offload: str | None = None,
+                   attention: str = "auto") -> "World":
+        """Speed-ups around the unchanged DiT (engine/accel.py). `offload`: a GPU to run on while
+        the blocks' weights stay in host memory; the world must have been built on the CPU,
+        and its VAE and text encoder move to that GPU."""
+        from interworld.engine.accel import accelerate, attention_backend
+
+        attention_backend(attention)  # refuses an unknown name now, not at the first step
+        if offload:
+            if self.device.type != "cpu":
+                raise ValueError("offload needs the world built on the CPU (device='cpu'), where the weights stay")
+            self.device = torch.device(offload)
+            self.vae = self.vae.to(self.device, self.dtype if self.device.type == "cuda" else torch.float32)
+            if isinstance(self.text_encoder, torch.nn.Module):  # umT5 stays on the CPU: it runs once per prompt
+                self.text_encoder = self.text_encoder.to(self.device)
+        self.offloader = accelerate(self.dit, compile=compile, quantize=quantize, offload=offload)
+        self.attention = attention
+        return self
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -235,8 +256,11 @@ class World:
         if keys.shape[0] > n:
             raise ValueError(f"got actions for {keys.shape[0]} frames; this step makes {n}")
         keys, mouse = act.fit(keys, mouse, n)
+        from interworld.engine.accel import attention_backend
+
         t0 = time.perf_counter()
-        z = self.gen.next_chunk(keys, mouse)
+        with attention_backend(self.attention):
+            z = self.gen.next_chunk(keys, mouse)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t1 = time.perf_counter()

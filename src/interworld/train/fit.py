@@ -52,6 +52,7 @@ class FitArgs:
     seed: int = 0
     quiet: bool = False
     error_buffer: int = 0  # world: capacity of the error buffer in latent frames (0: off)
+    compile: bool = False  # world: torch.compile the DiT blocks (engine/accel.py)
 
 
 def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: str, device) -> dict:
@@ -95,6 +96,10 @@ def fit(a: FitArgs, progress=None) -> Path:
             if text is not None:
                 load_into(text, tensors, "text", str(src))
         vae.requires_grad_(False).eval()
+        if a.compile:  # in place: parameter names, checkpoints and DDP see the same model
+            from interworld.engine.accel import compile_blocks
+
+            compile_blocks(dit)
         modules.update(dit=dit, text=text)
         trainable = {"dit": dit, **({"text": text} if text is not None else {})}
     else:

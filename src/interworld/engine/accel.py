@@ -1,0 +1,163 @@
+"""Speed-ups applied as wrappers around an unchanged model (torchtitan style).
+
+Each one leaves the DiT's code and parameter names as they are, so checkpoints, tests and
+the reference paths stay the same, and each can be switched on alone to measure it:
+
+* `compile_blocks`: torch.compile of every transformer block (all blocks share one
+  compiled graph: they have the same code), in the eager model's place. `reduce-overhead`
+  adds CUDA graphs; `max-autotune-no-cudagraphs` tunes kernels without them.
+* `attention_backend`: pins scaled_dot_product_attention to one backend (cuDNN, flash,
+  efficient or math) instead of letting PyTorch choose per call.
+* `BlockOffload`: keeps the blocks' weights in host memory and copies each block to the
+  GPU just before it runs, the next one on a side stream while this one computes, for
+  cards too small for the whole model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import torch
+import torch.nn as nn
+
+from interworld.config import ATTENTION_BACKENDS, COMPILE_MODES
+
+
+def dit_blocks(model: nn.Module) -> list[nn.Module]:
+    """The transformer blocks of a WanDiT, or of both experts of a MoEDiT."""
+    experts = [e for _, e in model.experts()] if hasattr(model, "experts") else [model]
+    return [b for e in experts for b in e.blocks]
+
+
+def compile_blocks(model: nn.Module, mode: str = "default", fallback: bool = True) -> nn.Module:
+    """Compile each block in place (`nn.Module.compile`: no `_orig_mod.` in parameter names).
+
+    fallback: where dynamo cannot compile something, run it eagerly with a warning instead of
+    failing, so a long training run never dies on a compiler error."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
+    if fallback:
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True
+    # the KV-cache length grows chunk by chunk until the window is full: let those shapes be
+    # dynamic rather than recompiling for each length
+    for block in dit_blocks(model):
+        block.compile(mode=mode, dynamic=None)
+    return model
+
+
+_BACKENDS = {
+    "cudnn": "CUDNN_ATTENTION",
+    "flash": "FLASH_ATTENTION",
+    "efficient": "EFFICIENT_ATTENTION",
+    "math": "MATH",
+}
+
+
+def attention_backend(name: str = "auto"):
+    """A context manager under which every SDPA call uses the backend `name` ('auto': PyTorch's choice)."""
+    if name not in ATTENTION_BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(getattr(SDPBackend, _BACKENDS[name]))
+
+
+class BlockOffload:
+    """Run `model` on `device` with its blocks' weights kept in host memory.
+
+    Everything but the blocks (embeddings, head: a few percent of the weights) moves to the
+    device for good. Each block is copied in just before it runs and released after it, and
+    while block i runs, block i+1 is copied on a side stream, so the copies hide behind the
+    compute when a block's compute takes longer than its transfer. At most two blocks are on
+    the device at any time (`max_resident` records it). Inference only.
+    """
+
+    def __init__(self, model: nn.Module, device: str | torch.device):
+        self.model, self.device = model, torch.device(device)
+        self.blocks = dit_blocks(model)
+        pin = self.device.type == "cuda" and torch.cuda.is_available()
+        block_params = {id(p) for b in self.blocks for p in b.parameters()}
+        for name, p in model.named_parameters():  # the rest lives on the device
+            if id(p) not in block_params:
+                p.data = p.data.to(self.device)
+        for name, buf in model.named_buffers():
+            buf.data = buf.data.to(self.device)
+        # host copies of each block's tensors, pinned so that copies can run asynchronously
+        self.host = [[(p, (p.data.cpu().pin_memory() if pin else p.data.cpu())) for p in b.parameters()]
+                     for b in self.blocks]
+        for b in self.blocks:
+            for p in b.parameters():
+                p.data = torch.empty(0, dtype=p.dtype)  # nothing held until the block is loaded
+        self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self.ready: dict[int, object] = {}  # block index -> event (or True) once its copy is issued
+        self.resident: set[int] = set()
+        self.max_resident = 0
+        self.order = {id(b): i for i, b in enumerate(self.blocks)}
+        self.handles = [h for b in self.blocks for h in (b.register_forward_pre_hook(self._before),
+                                                         b.register_forward_hook(self._after))]
+
+    def _load(self, i: int) -> None:
+        if i in self.ready or i >= len(self.blocks):
+            return
+        ctx = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+        with ctx:
+            for p, h in self.host[i]:
+                p.data = h.to(self.device, non_blocking=True)
+        if self.stream is not None:
+            ev = torch.cuda.Event()
+            ev.record(self.stream)
+            self.ready[i] = ev
+        else:
+            self.ready[i] = True
+        self.resident.add(i)
+        self.max_resident = max(self.max_resident, len(self.resident))
+
+    def _before(self, block, args):
+        i = self.order[id(block)]
+        self._load(i)
+        if self.stream is not None:
+            main = torch.cuda.current_stream(self.device)
+            main.wait_event(self.ready[i])
+            for p, _ in self.host[i]:  # memory made on the side stream is used on this one
+                p.data.record_stream(main)
+        self._load(i + 1)  # prefetch the next block while this one computes
+
+    def _after(self, block, args, out):
+        i = self.order[id(block)]
+        for p, _ in self.host[i]:
+            p.data = torch.empty(0, dtype=p.dtype)
+        self.ready.pop(i, None)
+        self.resident.discard(i)
+        return out
+
+    def remove(self) -> nn.Module:
+        """Undo: hooks off, every block back in place on the device."""
+        for h in self.handles:
+            h.remove()
+        for params in self.host:
+            for p, h in params:
+                p.data = h.to(self.device)
+        return self.model
+
+
+def accelerate(model: nn.Module, *, compile: str | None = None, quantize: str | None = None,
+               offload: str | torch.device | None = None) -> BlockOffload | None:
+    """Apply the chosen speed-ups in the one order that works: quantize, then offload or compile.
+    Returns the offloader when one is used (keep it: its hooks do the copies)."""
+    if compile and offload:
+        raise ValueError("compile and offload do not go together: offloading swaps weights under the compiled graph")
+    if quantize:
+        from interworld.engine.quantize import quantize as apply_quantization
+
+        apply_quantization(model, quantize)
+    if compile:
+        if not hasattr(torch, "compile"):
+            warnings.warn("this torch has no torch.compile; running eagerly", stacklevel=2)
+        else:
+            compile_blocks(model, compile)
+    return BlockOffload(model, offload) if offload else None

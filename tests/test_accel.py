@@ -1,0 +1,130 @@
+"""Each speed-up of engine/accel.py computes the same function as the plain model."""
+
+import pytest
+import torch
+
+from interworld.config import get_preset
+from interworld.engine.accel import BlockOffload, accelerate, attention_backend, compile_blocks
+from interworld.engine.generator import Generator
+from interworld.models.dit import build_dit
+
+from test_streaming import _run, _trained_like
+
+
+def _stream(dit, cfg, chunks=4):
+    gen = Generator(dit, cfg, torch.randn(1, 4, cfg.text_dim, generator=torch.Generator().manual_seed(1)),
+                    scheme="causal", seed=3)
+    with torch.no_grad():
+        return torch.cat(_run(gen, chunks=chunks), 2)
+
+
+def test_compiled_blocks_stream_the_same_latents():
+    # chunks of two: the KV cache grows, then slides, so the compiled blocks meet several lengths
+    cfg = get_preset("tiny").replace(chunk_latents=2, sink_latents=1, window_latents=3, steps=2, sampler="euler")
+    dit = _trained_like(cfg)
+    ref = _stream(dit, cfg)
+    compile_blocks(dit, fallback=False)  # a compile error must fail the test, not fall back to eager
+    assert all(hasattr(b, "_compiled_call_impl") and b._compiled_call_impl is not None for b in dit.blocks)
+    assert list(dit.state_dict()) == list(_trained_like(cfg).state_dict())  # names unchanged: checkpoints load
+    out = _stream(dit, cfg)
+    assert torch.allclose(out, ref, atol=1e-4, rtol=1e-4), float((out - ref).abs().max())
+
+
+def test_compiled_training_step_has_the_same_loss_and_gradients():
+    from interworld.models.dit import Step
+
+    cfg = get_preset("tiny")
+    torch.manual_seed(0)
+    eager = build_dit(cfg)
+    comp = build_dit(cfg)
+    comp.load_state_dict(eager.state_dict())
+    compile_blocks(comp, fallback=False)
+    c, _, h, w = cfg.latent_shape(1)
+    x = torch.randn(2, c, 3, h, w)
+    t = torch.tensor([[0.0, 300.0, 700.0], [0.0, 0.0, 900.0]])
+    ctx = torch.randn(2, 4, cfg.text_dim)
+    grads = []
+    for m in (eager, comp):
+        v, _ = m(x, t, ctx, Step(frame_pos=torch.arange(3)))
+        loss = (v ** 2).mean()
+        loss.backward()
+        grads.append((loss.detach(), [p.grad for p in m.parameters()]))
+    assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-5)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        assert (a is None) == (b is None)  # the same parameters take part (no action input: not the action module)
+        assert a is None or torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_block_offload_gives_the_same_output_and_holds_at_most_two_blocks():
+    cfg = get_preset("tiny").replace(num_layers=4, chunk_latents=1, sink_latents=1, window_latents=2, steps=2,
+                                     sampler="euler")
+    dit = _trained_like(cfg)
+    ref = _stream(dit, cfg, chunks=3)
+    off = BlockOffload(dit, "cpu")
+    assert all(p.numel() == 0 for b in dit.blocks for p in b.parameters())  # nothing held between calls
+    out = _stream(dit, cfg, chunks=3)
+    assert torch.equal(out, ref)
+    assert off.max_resident == 2 and not off.resident
+    off.remove()
+    assert torch.equal(_stream(dit, cfg, chunks=3), ref)  # undone: the plain model again
+
+
+def test_offload_and_compile_are_refused_together():
+    with pytest.raises(ValueError, match="do not go together"):
+        accelerate(build_dit(get_preset("tiny")), compile="default", offload="cpu")
+
+
+def test_math_attention_backend_matches_the_default():
+    cfg = get_preset("tiny").replace(steps=2, sampler="euler")
+    dit = _trained_like(cfg)
+    ref = _stream(dit, cfg, chunks=2)
+    with attention_backend("math"):
+        out = _stream(dit, cfg, chunks=2)
+    assert torch.allclose(out, ref, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        attention_backend("fastest")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_offload_lowers_peak_memory_and_matches():
+    cfg = get_preset("small")
+    dit = _trained_like(cfg).to(torch.bfloat16)
+    ref = _stream(dit.cuda(), cfg, chunks=2).float()
+    dit = dit.cpu()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    BlockOffload(dit, "cuda")
+    out = _stream(dit, cfg, chunks=2).float()
+    assert torch.allclose(out, ref, atol=1e-2)
+    blocks = sum(p.numel() * 2 for p in _trained_like(cfg).blocks.parameters())
+    assert torch.cuda.max_memory_allocated() < blocks  # never the whole set of blocks at once
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_cuda_graphs_stream_the_same_latents():
+    cfg = get_preset("small").replace(steps=3)
+    dit = _trained_like(cfg).cuda()
+    ref = _stream(dit, cfg, chunks=8)
+    compile_blocks(dit, "reduce-overhead", fallback=False)
+    out = _stream(dit, cfg, chunks=8)
+    assert torch.allclose(out, ref, atol=1e-3, rtol=1e-3)
+
+
+def test_generate_speed_options(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from interworld.cli.main import main
+
+    Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "s.png")
+    (tmp_path / "a.json").write_text('[{"keys": ["w"], "frames": 6}]')
+    base = ["generate", "--image", str(tmp_path / "s.png"), "--actions", str(tmp_path / "a.json"),
+            "--out", str(tmp_path / "o.mp4"), "--preset", "tiny", "--random-init", "--quiet"]
+    assert main(base + ["--attention", "math"]) == 0 and (tmp_path / "o.mp4").stat().st_size > 0
+    for extra, needle in [(["--offload"], "--offload streams weights to a GPU"),
+                          (["--quantize", "fp8"], "fp8 needs the model on an NVIDIA GPU")]:
+        if extra[0] == "--quantize":
+            pytest.importorskip("torchao", reason="pip install torchao for quantization")
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, err
