@@ -1,6 +1,7 @@
 """Where a world-model training step spends its time: data, VAE encode, DiT forward+backward.
 
-Usage: python scripts/profile_train.py DATA CHECKPOINT [BATCH] [LATENTS]
+Usage: python scripts/profile_train.py DATA CHECKPOINT [BATCH] [LATENTS] [--compile]
+Times the full step eager, and with --compile also with the DiT blocks compiled (engine/accel.py).
 """
 
 import sys
@@ -17,8 +18,9 @@ from interworld.models.vae import CausalVAE
 from interworld.train.world import DEFAULT_PROMPT, WorldBatch, to_video, world_loss
 
 data, ck = sys.argv[1], sys.argv[2]
-batch = int(sys.argv[3]) if len(sys.argv) > 3 else 48
-latents = int(sys.argv[4]) if len(sys.argv) > 4 else 8
+pos = [a for a in sys.argv[3:] if not a.startswith("--")]
+batch = int(pos[0]) if pos else 48
+latents = int(pos[1]) if len(pos) > 1 else 8
 dev = torch.device("cuda")
 cfg, _ = read_config(ck)
 t = load_tensors(ck)
@@ -60,6 +62,16 @@ def step():
 
 ms, _ = timed(step, 5)
 print(f"full world step (batch {batch}, {latents} latents): {ms:.1f} ms")
+if "--compile" in sys.argv:
+    from interworld.engine.accel import compile_blocks
+
+    compile_blocks(dit)
+    t0 = time.perf_counter()
+    step()
+    torch.cuda.synchronize()
+    print(f"first compiled step (compiling): {time.perf_counter() - t0:.1f} s")
+    ms, _ = timed(step, 10)
+    print(f"full world step, blocks compiled: {ms:.1f} ms")
 with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as p:
     step()
     torch.cuda.synchronize()
