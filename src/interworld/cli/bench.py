@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+
+HELP = """\
+Measure the streaming generator stage by stage: each denoising step, the KV-cache update,
+memory retrieval, VAE decode; frames per second with and without decode, latency from an
+action to its first frame, peak memory, and the floor the FLOP count allows at the measured
+GEMM/SDPA ceilings. Weights are random: speed does not depend on their values.
+
+One GPU (Matrix-Game-3.0 size):
+  interworld bench --preset mg3-5b --device cuda --height 704 --width 1280 --steps 3 \\
+      --scheme causal --new-latents 10 --json one.json
+
+Several GPUs of one host: one process per GPU under torchrun, with --parallel. The last GPU
+decodes chunk n while the others generate chunk n+1 with sequence-parallel attention
+(--decode inline: all GPUs run the DiT, GPU 0 decodes after each chunk). Rank 0 prints the
+table and each GPU's peak memory; --compare gives the speed-up over a one-GPU JSON:
+  torchrun --nproc-per-node 4 -m interworld.cli.main bench --parallel --preset mg3-5b \\
+      --device cuda --height 704 --width 1280 --steps 3 --scheme causal --new-latents 10 \\
+      --compare one.json
+"""
 
 
 def add_parser(sub):
     p = sub.add_parser(
         "bench", help="measure speed per stage (random weights)",
-        description="Measure the streaming generator stage by stage: each denoising step, the KV-cache update, "
-                    "memory retrieval, VAE decode; frames per second with and without decode, latency from an "
-                    "action to its first frame, peak memory, and the floor the FLOP count allows at the measured "
-                    "GEMM/SDPA ceilings. Weights are random: speed does not depend on their values.\n\n"
-                    "Example (Matrix-Game-3.0 size on a GPU):\n"
-                    "  interworld bench --preset mg3-5b --device cuda --height 704 --width 1280 --steps 3 "
-                    "--scheme causal --new-latents 10")
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="small", help="tiny, small, ti2v-5b, mg3-5b or a14b-moe (default: small)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on GPU, fp32 on CPU")
@@ -29,28 +44,61 @@ def add_parser(sub):
     p.add_argument("--iters", type=int, default=5, help="measured iterations; medians are reported (default 5)")
     p.add_argument("--no-memory", action="store_true", help="segment scheme without memory retrieval")
     p.add_argument("--json", help="also write the result as JSON to this path")
+    p.add_argument("--parallel", action="store_true",
+                   help="run over the GPUs of a torchrun job (torchrun --nproc-per-node N -m interworld.cli.main "
+                        "bench --parallel ...): sequence-parallel DiT, VAE decode per --decode")
+    p.add_argument("--decode", choices=["separate", "inline"], default="separate",
+                   help="with --parallel: separate (default) decodes on the last GPU, overlapped with the next chunk "
+                        "on the others; inline runs the DiT on every GPU and decodes on GPU 0 after each chunk")
+    p.add_argument("--compare", metavar="JSON", help="a one-GPU result (--json of a run at the same settings): "
+                                                    "print the speed-up over it")
 
 
 def run(args) -> int:
     import dataclasses
+    import os
 
     import torch
     from rich.console import Console
     from rich.progress import Progress
 
     from interworld.cli.main import UsageError
-    from interworld.engine.bench import render, run_bench
+    from interworld.engine.bench import check_baseline, render, run_bench, run_bench_parallel
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but torch sees no CUDA GPU")
+    if args.parallel and "RANK" not in os.environ:
+        raise UsageError("--parallel runs one process per GPU under torchrun: torchrun --nproc-per-node N -m "
+                         "interworld.cli.main bench --parallel ...")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, None: None}[args.dtype]
-    with Progress(transient=True) as bar:
+    shape = dict(height=args.height, width=args.width, scheme=args.scheme, new_latents=args.new_latents)
+    baseline = None
+    if args.compare:
+        with open(args.compare) as f:
+            baseline = json.load(f)
+        try:
+            check_baseline(args.preset, baseline, device=args.device, dtype=dtype, steps=args.steps, **shape)
+        except ValueError as e:
+            raise UsageError(f"--compare {args.compare}: {e}") from None
+    kw = dict(device=args.device, dtype=dtype, steps=args.steps, warmup=args.warmup, iters=args.iters,
+              memory=not args.no_memory, quantize=args.quantize, **shape)
+    main_rank = int(os.environ.get("RANK", 0)) == 0
+    with Progress(transient=True, disable=not main_rank) as bar:
         task = bar.add_task("bench iterations", total=None)
-        r = run_bench(args.preset, device=args.device, dtype=dtype, height=args.height, width=args.width,
-                      steps=args.steps, scheme=args.scheme, new_latents=args.new_latents, warmup=args.warmup,
-                      iters=args.iters, memory=not args.no_memory, quantize=args.quantize,
-                      progress=lambda i, n: bar.update(task, completed=i, total=n))
-    Console().print(render(r))
+        progress = lambda i, n: bar.update(task, completed=i, total=n)  # noqa: E731
+        if args.parallel:
+            import torch.distributed as dist
+
+            try:
+                r = run_bench_parallel(args.preset, decode=args.decode, progress=progress, **kw)
+            finally:
+                if dist.is_initialized():
+                    dist.destroy_process_group()
+        else:
+            r = run_bench(args.preset, progress=progress, **kw)
+    if r is None:  # not rank 0 of a parallel run: rank 0 reports
+        return 0
+    Console().print(render(r, baseline))
     if args.json:
         d = dataclasses.asdict(r)
         d.update(fps=r.fps, fps_no_decode=r.fps_no_decode, floor_s=r.floor_s())

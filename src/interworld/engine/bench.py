@@ -350,10 +350,16 @@ def step_s(stages: dict) -> float:
     return sum(steps) / len(steps)
 
 
-def check_baseline(r: BenchResult, base: dict) -> None:
-    """A one-GPU result (the JSON of `bench --json`) is comparable only at the same shapes."""
-    keys = ("preset", "scheme", "height", "width", "steps", "new_latents", "context_latents", "dtype")
-    diff = [f"{k} {base.get(k)} vs {getattr(r, k)}" for k in keys if base.get(k) != getattr(r, k)]
+def check_baseline(preset: str, base: dict, *, device: str = "cpu", dtype: torch.dtype | None = None,
+                   steps: int = 3, **shape) -> None:
+    """A one-GPU result (the JSON of `bench --json`) is comparable only at the same settings;
+    checked before a run, so a mismatch costs no GPU time. `shape`: bench_config's options."""
+    cfg, scheme = bench_config(preset, **shape)
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    want = {"preset": preset, "scheme": scheme, "height": cfg.height, "width": cfg.width, "steps": steps,
+            "new_latents": cfg.chunk_latents if scheme == "causal" else cfg.new_latents,
+            "dtype": str(dtype).replace("torch.", "")}
+    diff = [f"{k} {base.get(k)} there, {v} here" for k, v in want.items() if base.get(k) != v]
     if diff:
         raise ValueError("the baseline was measured at other settings: " + ", ".join(diff))
 
