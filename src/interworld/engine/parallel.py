@@ -137,7 +137,9 @@ def _install_hooks(dit: nn.Module, sp: SequenceParallel) -> None:
         attn = block.self_attn
         attn.heads = sp.local_heads  # q, k, v arrive head-sharded and unflatten into local heads
         attn.register_forward_pre_hook(lambda _, args: (args[0], *sp.local_rope(args[1], args[2]), *args[3:]))
-        for proj in (attn.norm_q, attn.norm_k, attn.v):  # q, k after their norms over all heads
+        # q and k after their norms (RMSNorm spans all heads). The (k, v) the attention returns for
+        # the cache are then this rank's heads: see "KV cache" above
+        for proj in (attn.norm_q, attn.norm_k, attn.v):
             proj.register_forward_hook(lambda _, args, out: sp.to_heads(out))
         attn.o.register_forward_pre_hook(lambda _, args: (sp.to_tokens(args[0]),))
 
@@ -235,6 +237,8 @@ class LatentSender:
     def send(self, z: torch.Tensor, t_start: float, stop: bool = False) -> float:
         """Send one chunk's clean latents [B, C, n, h, w] with the time its actions were known;
         returns the seconds spent waiting for the previous send (the decoder holding us back)."""
+        if z.shape[2] > self.shape[2]:
+            raise ValueError(f"a chunk of {z.shape[2]} latent frames; messages hold at most {self.shape[2]}")
         waited = self._wait()
         header = torch.tensor([z.shape[2], t_start, float(stop)], dtype=torch.float64, device=self.device)
         buf = _pad_to(z.detach().float().to(self.device), 2, self.shape[2]).contiguous()
