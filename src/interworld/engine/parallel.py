@@ -78,6 +78,12 @@ class SequenceParallel:
         full = torch.cat([p.unflatten(1, (self.frames, self.local)) for p in parts], 2)
         return full[:, :, : self.per_frame].flatten(1, 2)
 
+    def end(self, out: torch.Tensor) -> torch.Tensor:
+        """The head's output gathered; the forward's RoPE tables let go (at full size they are
+        hundreds of MB that the next forward recomputes anyway)."""
+        self._rope_in = self._rope_out = None
+        return self.gather(out)
+
     def to_heads(self, x: torch.Tensor) -> torch.Tensor:
         """[B, F*local, heads*hd] -> [B, F*S, local_heads*hd]: every token, this rank's heads."""
         c = self.local_heads * self.head_dim
@@ -132,7 +138,7 @@ def _install_hooks(dit: nn.Module, sp: SequenceParallel) -> None:
     dit.patch_embedding.register_forward_hook(patches)
     if getattr(dit, "patch_embedding_wancamctrl", None) is not None:  # camera rays, tokens frame-major
         dit.patch_embedding_wancamctrl.register_forward_pre_hook(lambda _, args: (sp.shard(args[0]),))
-    dit.head.register_forward_hook(lambda _, args, out: sp.gather(out))
+    dit.head.register_forward_hook(lambda _, args, out: sp.end(out))
     for block in dit.blocks:
         attn = block.self_attn
         attn.heads = sp.local_heads  # q, k, v arrive head-sharded and unflatten into local heads
