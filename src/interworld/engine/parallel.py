@@ -9,7 +9,7 @@ inside each frame, not along the flattened sequence, because the per-frame modul
 action module index tokens by frame; a frame whose token count N does not divide is padded, and
 the padding is dropped before attention, so it is never a key (and never needs a mask). Heads
 that N does not divide are padded with zero heads, whose outputs are dropped: simpler than ring
-attention, at the cost of the padded share (no preset needs it on 2, 4 or 8 GPUs).
+attention, at the cost of the padded share (no preset needs it on 2, 4 or 8 DiT GPUs; on 3 or 7 some do).
 
 `parallelize_sequence(model, group)` applies this to an unchanged WanDiT / MoEDiT with hooks
 (torchtitan's way): the patch embeddings shard, the head gathers, and each self-attention's
