@@ -13,7 +13,8 @@
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
-#      blocks of the teacher, the default; 0: eager).
+#      blocks of the teacher, the default; 0: eager), MEMORY (share of batches with memory frames,
+#      default 0.5; 0: a teacher without memory).
 set -euo pipefail
 out=${1:?OUT_DIR}; vae_s=${2:-200}; world_s=${3:-280}; resume=${4:-}; distill_s=${5:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,7 @@ else
 fi
 iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init $runs/vae ) \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \
-   --error-buffer "${ERROR_BUFFER:-0}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 \
+   --error-buffer "${ERROR_BUFFER:-0}" --memory "${MEMORY:-0.5}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 \
    $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) --quiet
 echo "teacher trained at $(( $(date +%s) - t0 )) s"
 if [ "$distill_s" -gt 0 ]; then

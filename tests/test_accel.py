@@ -121,6 +121,8 @@ def test_generate_speed_options(tmp_path, capsys):
     base = ["generate", "--image", str(tmp_path / "s.png"), "--actions", str(tmp_path / "a.json"),
             "--out", str(tmp_path / "o.mp4"), "--preset", "tiny", "--random-init", "--quiet"]
     assert main(base + ["--attention", "math"]) == 0 and (tmp_path / "o.mp4").stat().st_size > 0
+    assert main(["bench", "--preset", "tiny", "--iters", "1", "--warmup", "1", "--attention", "math"]) == 0
+    assert "math attention" in capsys.readouterr().out
     for extra, needle in [(["--offload"], "--offload streams weights to a GPU"),
                           (["--quantize", "fp8"], "fp8 needs the model on an NVIDIA GPU")]:
         if extra[0] == "--quantize":

@@ -49,3 +49,74 @@ def test_cached_clips_match_their_shards(tmp_path):
                     assert torch.allclose(b["pose"][i], torch.from_numpy(s.pose[fr]))
                     found += 1
     assert found == 64
+
+
+def test_memory_frames_come_from_earlier_in_the_same_shard_by_the_generators_rule(tmp_path):
+    from interworld.models.memory import retrieve, view_frustum
+
+    cfg = get_preset("tiny")
+    torch.manual_seed(0)
+    vae = CausalVAE(cfg.vae).eval()
+    tr, F, k = cfg.vae.temporal, 3, 2
+    for i, n in enumerate([41, 45]):
+        s = _shard(n, i)
+        # a walk that turns: views overlap more or less, so the choice is not decided by recency alone
+        s.pose[:] = 0
+        s.pose[:, 0] = np.arange(n) * 20.0
+        s.pose[:, 3] = (np.arange(n) * 37.0) % 360
+        write_shard(tmp_path / f"s{i}.npz", s)
+    cache = LatentClips(ClipDataset(tmp_path, 1 + (F - 1) * tr), vae, F, "cpu", seed=0)
+    b = cache.sample(32, memory=k)
+    fr = view_frustum(cfg.kinematics, 16, 16)
+    mem = cache.memory(b["start"], k, F - 1, fr)
+    assert mem["latents"].shape == (32, cfg.vae.z_dim, k, 4, 4) and mem["pos"].shape == (32, k)
+    for i in range(32):
+        j = int(b["start"][i])
+        first = int(cache.shard_first[j])
+        ids = (mem["pos"][i] + j).tolist()
+        assert all(first <= x < j for x in ids) and ids == sorted(ids)  # earlier, same shard, in time order
+        for x, slot in zip(ids, range(k)):
+            assert torch.equal(mem["latents"][i, :, slot], cache.seq[x].float())
+            assert torch.equal(mem["poses"][i, slot], cache.pose[x * tr])
+        # the same choice as the streaming generator's retrieval from a bank of those frames
+        hist = cache.pose[torch.arange(len(cache.seq)) * tr]
+        cands = list(range(max(first, j - 128), j))
+        want = retrieve(hist, cands, hist[j + F - 1:j + F], k, sink=None, **fr)
+        assert ids == want, (ids, want)
+
+
+def test_training_layout_with_memory_is_the_streaming_reference():
+    """What world_loss feeds the DiT for a clip with memory is causal_reference with that memory."""
+    from interworld.engine.generator import causal_reference
+    from interworld.models.dit import build_dit
+    from interworld.train.world import attach_memory, clip_conditions
+
+    cfg = get_preset("tiny").replace(memory_latents=2, window_latents=2)
+    torch.manual_seed(0)
+    dit = build_dit(cfg).eval()
+    for blk in dit.blocks:  # weight on the zero-initialised camera path, as a trained model has
+        torch.nn.init.normal_(blk.cam_scale_layer.weight, std=0.05)
+    f, m, tr = 5, 2, cfg.vae.temporal
+    c, _, h, w = cfg.latent_shape(1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, c, f, h, w, generator=g)
+    t = torch.tensor([[0.0, 0.0, 0.0, 0.0, 600.0]])
+    keys = (torch.rand(1 + (f - 1) * tr, 6, generator=g) > 0.5).float()
+    mouse = torch.randn(1 + (f - 1) * tr, 2, generator=g)
+    poses = torch.randn(f, 5, generator=g) * torch.tensor([30.0, 30.0, 0.0, 40.0, 5.0])
+    memory = {"latents": torch.randn(1, c, m, h, w, generator=g), "pos": torch.tensor([[-9, -4]]),
+              "poses": torch.randn(1, m, 5, generator=g) * 30, "query_from": f - 1}
+    ctx = torch.randn(1, 4, cfg.text_dim)
+    step, pl = clip_conditions(cfg, keys[None], mouse[None], poses[None], (cfg.height, cfg.width), "causal", "cpu",
+                               cfg.chunk_latents, 1, 1)
+    xm, tm, sm, plm = attach_memory(cfg, "causal", memory, x, t, step, pl, poses[None], (cfg.height, cfg.width))
+    with torch.no_grad():
+        got = dit(xm, tm, ctx, sm, plucker=plm)[0][:, :, m:]
+    ref = causal_reference(dit, cfg, x, t, ctx, keys, mouse, poses, cfg.height, cfg.width,
+                           memory={"latents": memory["latents"], "pos": memory["pos"][0], "poses": memory["poses"][0],
+                                   "query_from": f - 1})
+    assert torch.allclose(got, ref, atol=1e-5), float((got - ref).abs().max())
+    with torch.no_grad():  # and the memory matters to the last frame only
+        plain = dit(x, t, ctx, step, plucker=pl)[0]
+    assert torch.allclose(got[:, :, :f - 1], plain[:, :, :f - 1], atol=1e-5)
+    assert not torch.allclose(got[:, :, f - 1], plain[:, :, f - 1], atol=1e-3)

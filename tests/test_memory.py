@@ -1,5 +1,6 @@
 """Camera-aware memory: retrieval by view overlap, and a memory bank that stays bounded."""
 
+import pytest
 import torch
 
 from interworld.config import get_preset
@@ -32,7 +33,8 @@ def test_bank_evicts_repeated_views_first_then_the_oldest_and_never_the_pinned()
     assert bank.ids() == [0, 3, 4, 5]
 
 
-def test_long_segment_stream_keeps_bounded_state_and_memory_off_equals_an_empty_bank():
+@pytest.mark.parametrize("scheme", ["segment", "causal"])
+def test_long_stream_keeps_bounded_state_and_memory_off_equals_an_empty_bank(scheme):
     cfg = get_preset("tiny").replace(memory_bank=6)
     torch.manual_seed(0)
     from interworld.models.dit import build_dit
@@ -41,19 +43,21 @@ def test_long_segment_stream_keeps_bounded_state_and_memory_off_equals_an_empty_
     ctx = torch.randn(1, 4, cfg.text_dim)
     c, _, h, w = cfg.latent_shape(1)
     z0 = torch.randn(1, c, 1, h, w, generator=torch.Generator().manual_seed(1))
-    gen = Generator(dit, cfg, ctx, scheme="segment", seed=2)
+    gen = Generator(dit, cfg, ctx, scheme=scheme, seed=2)
     gen.start(z0)
     g = torch.Generator().manual_seed(0)
     for i in range(25):
         n = gen.frames_for_next()
         gen.next_chunk(torch.zeros(n, 6), torch.randn(n, 2, generator=g) * 20)  # turning: views change
         assert len(gen.bank) <= 6 and len(gen.recent) <= max(cfg.past_latents, 1)
-    assert gen.n_latents == cfg.first_latents + 24 * cfg.new_latents and 0 in gen.bank
+    per = cfg.new_latents if scheme == "segment" else cfg.chunk_latents
+    first = cfg.first_latents if scheme == "segment" else 1 + cfg.chunk_latents
+    assert gen.n_latents == first + 24 * per and 0 in gen.bank
 
     # memory off is bit-identical to memory on with nothing in the bank to retrieve
-    off = Generator(dit, cfg, ctx, scheme="segment", seed=2, memory=False)
-    on = Generator(dit, cfg, ctx, scheme="segment", seed=2)
-    full = Generator(dit, cfg, ctx, scheme="segment", seed=2)
+    off = Generator(dit, cfg, ctx, scheme=scheme, seed=2, memory=False)
+    on = Generator(dit, cfg, ctx, scheme=scheme, seed=2)
+    full = Generator(dit, cfg, ctx, scheme=scheme, seed=2)
     for x in (off, on, full):
         x.start(z0)
     differs = False

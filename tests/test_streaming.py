@@ -49,27 +49,40 @@ def _run(gen, chunks, seed=0, z0=None):
     return outs
 
 
-@pytest.mark.parametrize("chunk,sink,window", [(1, 1, 2), (2, 1, 3), (2, 0, 2)])
-def test_causal_streaming_equals_full_sequence(chunk, sink, window):
+@pytest.mark.parametrize("chunk,sink,window,memory", [(1, 1, 2, False), (2, 1, 3, False), (2, 0, 2, False),
+                                                     (1, 1, 2, True), (2, 1, 2, True)])
+def test_causal_streaming_equals_full_sequence(chunk, sink, window, memory):
+    """Each denoising pass of the stream equals the block-causal forward over everything so far;
+    with memory, over the retrieved frames too, seen by the chunk being made and nothing else."""
     cfg = get_preset("tiny").replace(chunk_latents=chunk, sink_latents=sink, window_latents=window, steps=2,
-                                     sampler="euler")
+                                     sampler="euler", memory_latents=2)
     rec = Recorder(_trained_like(cfg))
     ctx = torch.randn(1, 4, cfg.text_dim)
-    gen = Generator(rec, cfg, ctx, scheme="causal", seed=3)
-    outs = _run(gen, chunks=5)
+    gen = Generator(rec, cfg, ctx, scheme="causal", seed=3, memory=memory)
     c, _, h, w = cfg.latent_shape(1)
-    hist = torch.cat([torch.randn(1, c, 1, h, w, generator=torch.Generator().manual_seed(123))] + outs, dim=2)
+    z0 = torch.randn(1, c, 1, h, w, generator=torch.Generator().manual_seed(123))
+    gen.start(z0)
+    outs, mems = [], []
+    for i in range(5):
+        k, m = _actions(gen.frames_for_next(), i)
+        outs.append(gen.next_chunk(k, m))
+        mems.append(gen.last_memory)
+    hist = torch.cat([z0] + outs, dim=2)
     denoise_calls = [c for c in rec.calls if float(c["t"].max()) > 0]
     assert len(denoise_calls) == 5 * 2
-    assert max(len(gen.cache.frames) for _ in [0]) <= sink + window  # the cache stays bounded
+    assert len(gen.cache.frames) <= sink + window  # the cache stays bounded
+    assert any(mems) == memory  # frames that left the window come back as memory, when it is on
     worst = 0.0
-    for call in denoise_calls:
+    for i, call in enumerate(denoise_calls):
         start = int(call["pos"][0])
         n = call["x"].shape[2]
         lat = torch.cat([hist[:, :, :start], call["x"]], dim=2)
         t = torch.cat([torch.zeros(1, start), call["t"]], dim=1)
+        mem = mems[i // 2]
+        memory_in = None if not mem else {"latents": hist[:, :, mem], "pos": gen.memory_positions(mem, start),
+                                          "poses": gen.poses[mem], "query_from": start}
         ref = causal_reference(rec.m, cfg, lat, t, ctx, gen.keys, gen.mouse, gen.poses[: start + n],
-                               cfg.height, cfg.width)
+                               cfg.height, cfg.width, memory=memory_in)
         worst = max(worst, float((ref[:, :, start:] - call["v"]).abs().max()))
     assert worst < 1e-4, worst
 

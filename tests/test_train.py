@@ -34,15 +34,17 @@ def test_vae_then_world_training_lowers_the_loss_and_resumes(data, tmp_path):
     assert meta["kind"] == "vae" and "val_recon_psnr" in meta  # validated on the validation map (MAP19)
 
     world_run = tmp_path / "world"
+    # half the batches with memory frames retrieved from earlier in the shard
     fit(FitArgs("world", str(data), str(world_run), init=str(vae_run), steps=60, batch=4, lr=2e-3, warmup=5,
-                latents=3, log_every=5, val_every=1000, ckpt_every=1000, device="cpu"))
+                latents=3, log_every=5, val_every=1000, ckpt_every=1000, device="cpu", memory=0.5))
     lw = _losses(world_run)
     assert np.mean(lw[-4:]) < np.mean(lw[:2]), lw
     meta = json.loads((world_run / "config.json").read_text())
     assert meta["step"] == 60 and "val_next_chunk_psnr" in meta and "val_repeat_last_psnr" in meta
 
-    # the checkpoint is a complete world: it loads and generates
+    # the checkpoint is a complete world: it loads and generates, with memory on by default
     w = World.from_pretrained(str(world_run))
+    assert meta["model"]["memory_trained"] and w.memory
     frame = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
     w.reset(frame, "corridor")
     n = w.frames_per_step

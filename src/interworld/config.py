@@ -110,6 +110,13 @@ class ModelConfig:
     first_latents: int = 15  # segment 0: image latent + 14 new (57 video frames)
     memory_latents: int = 5
     memory_bank: int = 64  # latent frames kept for memory retrieval (engine/memory_bank.py)
+    # whether the weights learned to use retrieved memory frames (Matrix-Game-3.0's did; ours do
+    # once trained with `train world --memory`): only then do generate and play use memory by
+    # default. False for configs that predate the field
+    memory_trained: bool = False
+    # memory frames keep their latent index as their RoPE time position, except that one more
+    # than this many frames back sits at this distance: training saw no longer gaps (None: no limit)
+    memory_max_gap: int | None = None
     past_latents: int = 4
     new_latents: int = 10
     chunk_latents: int = 2  # causal: latent frames generated per chunk
@@ -233,6 +240,8 @@ def small() -> ModelConfig:
         scheme="causal",
         first_latents=6, memory_latents=2, past_latents=2, new_latents=4,
         chunk_latents=1, sink_latents=1, window_latents=6,
+        # recorded shards hold 128 latent frames: the longest gap a memory frame has in training
+        memory_max_gap=120,
         # shift 3, not Wan's 5: 16x20 latents need less of the schedule spent at high noise
         steps=3, shift=3.0, height=128, width=160, fps=17.5, text_encoder="builtin",
         # 8x spatial (2x2 patchify + two stride-2 stages), 4x temporal, 16 channels
@@ -253,7 +262,7 @@ def ti2v_5b() -> ModelConfig:
 def mg3_5b() -> ModelConfig:
     """Matrix-Game-3.0 exactly (about 6.47B parameters)."""
     return ModelConfig(name="mg3-5b", cross_attn_residual_from_norm=True, vae=_wan22_vae(),
-                       action=ActionConfig(rope_dims=8))
+                       action=ActionConfig(rope_dims=8), memory_trained=True)
 
 
 def a14b_moe() -> ModelConfig:
@@ -266,7 +275,7 @@ def a14b_moe() -> ModelConfig:
         camera=False,
         moe_boundary=875.0,  # Wan2.2-A14B t2v boundary ratio 0.875
         cross_attn_residual_from_norm=True, vae=_wan21_vae(),
-        height=704, width=1280, fps=16,
+        height=704, width=1280, fps=16, memory_trained=True,
     )
 
 

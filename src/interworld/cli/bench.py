@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from interworld.cli.speed import add_speed_args
+
 HELP = """\
 Measure the streaming generator stage by stage: each denoising step, the KV-cache update,
 memory retrieval, VAE decode; frames per second with and without decode, latency from an
@@ -33,7 +35,6 @@ def add_parser(sub):
     p.add_argument("--preset", default="small", help="tiny, small, ti2v-5b, mg3-5b or a14b-moe (default: small)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="default: bf16 on GPU, fp32 on CPU")
-    p.add_argument("--quantize", choices=["int8"], help="int8: torchao INT8 weight-only linear layers in the DiT")
     p.add_argument("--height", type=int, help="default: the preset's")
     p.add_argument("--width", type=int, help="default: the preset's")
     p.add_argument("--steps", type=int, default=3, help="denoising steps (default 3)")
@@ -42,7 +43,8 @@ def add_parser(sub):
                                                   "chunk_latents; default: the preset's)")
     p.add_argument("--warmup", type=int, default=2, help="warm-up iterations (default 2)")
     p.add_argument("--iters", type=int, default=5, help="measured iterations; medians are reported (default 5)")
-    p.add_argument("--no-memory", action="store_true", help="segment scheme without memory retrieval")
+    p.add_argument("--no-memory", action="store_true", help="without memory retrieval (on by default, as in "
+                                                            "Matrix-Game-3.0)")
     p.add_argument("--json", help="also write the result as JSON to this path")
     p.add_argument("--parallel", action="store_true",
                    help="run over the GPUs of a torchrun job (torchrun --nproc-per-node N -m interworld.cli.main "
@@ -50,6 +52,7 @@ def add_parser(sub):
     p.add_argument("--decode", choices=["separate", "inline"], default="separate",
                    help="with --parallel: separate (default) decodes on the last GPU, overlapped with the next chunk "
                         "on the others; inline runs the DiT on every GPU and decodes on GPU 0 after each chunk")
+    add_speed_args(p)
     p.add_argument("--compare", metavar="JSON", help="a one-GPU result (--json of a run at the same settings): "
                                                     "print the speed-up over it")
 
@@ -63,7 +66,7 @@ def run(args) -> int:
     from rich.progress import Progress
 
     from interworld.cli.main import UsageError
-    from interworld.engine.bench import check_baseline, render, run_bench, run_bench_parallel
+    from interworld.engine.bench import check_baseline, render, run_bench, run_bench_parallel, speed_label
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but torch sees no CUDA GPU")
@@ -80,8 +83,14 @@ def run(args) -> int:
             check_baseline(args.preset, baseline, device=args.device, dtype=dtype, steps=args.steps, **shape)
         except ValueError as e:
             raise UsageError(f"--compare {args.compare}: {e}") from None
+    if args.offload and not args.device.startswith("cuda"):
+        raise UsageError("--offload streams weights to a GPU: use it with --device cuda")
+    if args.parallel and (args.compile or args.offload):
+        raise UsageError("--parallel does not take --compile or --offload yet: measure those on one GPU")
     kw = dict(device=args.device, dtype=dtype, steps=args.steps, warmup=args.warmup, iters=args.iters,
               memory=not args.no_memory, quantize=args.quantize, **shape)
+    if not args.parallel:
+        kw.update(compile=args.compile, attention=args.attention, offload=args.offload)
     main_rank = int(os.environ.get("RANK", 0)) == 0
     with Progress(transient=True, disable=not main_rank) as bar:
         task = bar.add_task("bench iterations", total=None)
@@ -89,8 +98,13 @@ def run(args) -> int:
         if args.parallel:
             import torch.distributed as dist
 
+            from interworld.engine.accel import attention_backend
+
             try:
-                r = run_bench_parallel(args.preset, decode=args.decode, progress=progress, **kw)
+                with attention_backend(args.attention):
+                    r = run_bench_parallel(args.preset, decode=args.decode, progress=progress, **kw)
+                if r is not None:
+                    r.speed = speed_label(quantize=args.quantize, attention=args.attention)
             finally:
                 if dist.is_initialized():
                     dist.destroy_process_group()

@@ -36,6 +36,8 @@ def add_parser(sub):
     p.add_argument("--pose-model", help="pose estimator folder (interworld train pose) for action following")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--no-revisits", action="store_true", help="skip the 360-turn and out-and-back cases")
+    p.add_argument("--memory", choices=["on", "off"],
+                   help="memory retrieval on or off (default: on for models trained with memory)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=0, help="first case seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,7 +61,7 @@ def run(args) -> int:
     a = EvalArgs(out=args.out, maps=maps, checkpoint=args.checkpoint, random_init=args.random_init,
                  baseline=args.baseline, cases=args.cases, seconds=300.0 if args.long else args.seconds,
                  steps=args.steps, device=args.device, seed=args.seed, revisits=not args.no_revisits,
-                 pose_model=args.pose_model)
+                 pose_model=args.pose_model, memory=None if args.memory is None else args.memory == "on")
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"),
                   TimeElapsedColumn(), disable=args.quiet) as bar:
         task = bar.add_task("cases", total=1, what="")

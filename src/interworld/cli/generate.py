@@ -37,11 +37,11 @@ def add_parser(sub):
                                          "have a built-in encoder)")
     p.add_argument("--scheme", choices=["segment", "causal"], help="attention scheme (default: the model's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same video")
+    p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same frames")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--height", type=int, help="output height (default: the model's)")
     p.add_argument("--width", type=int, help="output width (default: the model's)")
-    p.add_argument("--no-memory", action="store_true", help="disable memory retrieval (segment scheme)")
+    p.add_argument("--no-memory", action="store_true", help="no memory retrieval (models trained with memory use it by default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_speed_args(p)
 
@@ -75,7 +75,7 @@ def run(args) -> int:
     world = World.from_pretrained(args.checkpoint or args.preset, device=build_device(args), dtype=dtype,
                                   random_init=args.random_init, text_encoder_path=args.text_encoder,
                                   scheme=args.scheme, steps=args.steps,
-                                  memory=not args.no_memory)
+                                  memory=False if args.no_memory else None)
     apply_speed_args(world, args)
     try:
         first = world.reset(args.image, args.prompt, seed=args.seed, height=args.height, width=args.width)

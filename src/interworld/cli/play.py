@@ -97,7 +97,7 @@ def run(args) -> int:
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     base = World.from_pretrained(args.checkpoint or args.preset, device=args.device, dtype=dtype,
                                  random_init=args.random_init, text_encoder_path=args.text_encoder,
-                                 scheme=args.scheme, steps=args.steps, seed=args.seed, memory=not args.no_memory)
+                                 scheme=args.scheme, steps=args.steps, seed=args.seed, memory=False if args.no_memory else None)
     apply_speed_args(base, args)
 
     def new_world() -> World:  # one stream state per session; the weights are shared, not copied

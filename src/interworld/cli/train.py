@@ -47,6 +47,9 @@ def add_parser(sub):
                         "frames (0: off; try 1024)")
     p.add_argument("--compile", action="store_true",
                    help="world: torch.compile the DiT blocks (fewer, fused kernels; the first steps compile)")
+    p.add_argument("--memory", type=float, default=0.0, metavar="P",
+                   help="world: share of batches (0-1) whose last chunk sees memory frames retrieved by view "
+                        "overlap from earlier in the episode, so the model learns to use memory (default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gap", type=int, default=4, help="pose: frames between the two inputs (default 4)")
     p.add_argument("--width", type=float, default=0.5, help="decoder: width of the light decoder (default 0.5)")
@@ -99,7 +102,7 @@ def run(args) -> int:
                  batch=args.batch, lr=args.lr, warmup=args.warmup, latents=args.latents, time_limit=args.time_limit,
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
-                 compile=args.compile)
+                 compile=args.compile, memory=args.memory)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
             out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))

@@ -98,6 +98,7 @@ class BenchResult:
     dit_gpus: int = 1  # of them, those running the DiT (sequence-parallel when more than one)
     decode: str = "inline"  # "inline": after each chunk, where the DiT runs; "separate": on the last GPU, overlapped
     rank_peak_mem_gb: list[float] = field(default_factory=list)
+    speed: str = "eager"  # the speed-ups of the run (speed_label)
 
     @property
     def fps(self) -> float:
@@ -151,6 +152,14 @@ def _quantize(world, quantize: str | None) -> None:
         from interworld.engine.quantize import quantize as apply_quantization
 
         apply_quantization(world.dit, quantize)
+
+
+def speed_label(compile: str | None = None, quantize: str | None = None, attention: str = "auto",
+                offload: bool = False) -> str:
+    """What the run changed from the eager baseline, for the table's title."""
+    parts = [f"compile {compile}" if compile else "", quantize or "", f"{attention} attention" if attention != "auto"
+             else "", "offload" if offload else ""]
+    return ", ".join(p for p in parts if p) or "eager"
 
 
 def _peak_gb(dev: torch.device) -> float:
@@ -211,7 +220,8 @@ def _result(preset: str, cfg: ModelConfig, scheme: str, gen, dev: torch.device, 
     med = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
     tpf = cfg.tokens_per_frame()
     new = gen.new_count()
-    ctx = (cfg.memory_latents + cfg.past_latents) if scheme == "segment" else len(gen.cache.frames)
+    # causal: the cache, and the memory frames that join its keys for the chunk's denoising passes
+    ctx = (cfg.memory_latents + cfg.past_latents) if scheme == "segment" else len(gen.cache.frames) + len(gen.last_memory)
     q_tok = (new + (ctx if scheme == "segment" else 0)) * tpf
     k_tok = q_tok if scheme == "segment" else (new + ctx) * tpf
     lin, att = dit_flops(cfg, q_tok, k_tok)
@@ -233,21 +243,28 @@ def _warm_iters(cfg: ModelConfig, scheme: str, warmup: int) -> int:
 def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype | None = None, height: int | None = None,
               width: int | None = None, steps: int = 3, scheme: str | None = None, new_latents: int | None = None,
               warmup: int = 2, iters: int = 5, memory: bool = True, quantize: str | None = None,
+              compile: str | None = None, attention: str = "auto", offload: bool = False,
               progress=None) -> BenchResult:
+    """One device. compile / quantize / attention / offload: the speed-ups of engine/accel.py,
+    each measurable against the eager baseline (offload builds on the CPU and streams blocks)."""
+    from interworld.engine.accel import attention_backend
+
     dev = torch.device(device)
     dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
     cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    world = _build_world(cfg, scheme, dev, dtype, steps, memory)
-    _quantize(world, quantize)
+    world = _build_world(cfg, scheme, torch.device("cpu") if offload else dev, dtype, steps, memory)
+    world.accelerate(compile=compile, quantize=quantize, attention=attention, offload=str(dev) if offload else None)
     world.reset(bench_image(cfg), PROMPT)
     # None: a full preset without a umT5 folder runs on zero text states (nothing to time)
     text_s = world.last_timings.get("text_s") if world.text_encoder is not None else None
     sync = device_sync(dev)
-    m = _measure(world.gen, _warm_iters(cfg, scheme, warmup), iters, sync, _decode_here(world, sync), progress)
+    with attention_backend(attention):
+        m = _measure(world.gen, _warm_iters(cfg, scheme, warmup), iters, sync, _decode_here(world, sync), progress)
     return _result(preset, cfg, scheme, world.gen, dev, dtype, text_s, m["stages"], statistics.median(m["iter"]),
-                   m["no_decode"], m["latency"], _peak_gb(dev))
+                   m["no_decode"], m["latency"], _peak_gb(dev),
+                   speed=speed_label(compile, quantize, attention, offload))
 
 
 @torch.no_grad()
@@ -372,7 +389,7 @@ def render(r: BenchResult, baseline: dict | None = None):
     if r.gpus > 1:
         where = f"{r.gpus} x {where} ({r.dit_gpus} DiT, decode {r.decode})"
     t = Table(title=f"interworld bench: {r.preset}, {r.scheme}, {r.height}x{r.width}, {r.steps} steps, {r.dtype}, "
-                    f"{where}")
+                    f"{r.speed}, {where}")
     t.add_column("stage")
     t.add_column("median s / iteration", justify="right")
     for k, v in r.stages.items():

@@ -12,6 +12,11 @@ Two schemes over the same DiT weights:
   run once more, clean (t = 0), to write its keys and values into the cache; this makes
   streaming exactly equal to the full-sequence block-causal forward (`causal_reference`).
 
+Memory (camera-aware, both schemes): past latent frames wait in a bounded bank with their
+poses; those whose views overlap the new frames' come back as clean context. In `segment`
+they join the bidirectional pass; in `causal` their keys and values, from one clean pass per
+chunk, join the chunk's denoising passes beside the cache (never the cache itself).
+
 Context latents always enter at timestep 0 and are never re-encoded: the sampler only
 ever updates the new frames, so the context stays exactly as given.
 """
@@ -31,7 +36,7 @@ from interworld.engine.memory_bank import MemoryBank
 from interworld.models.action import action_windows
 from interworld.models.camera import integrate_poses, latent_plucker, previous_refs
 from interworld.models.dit import Step, WanDiT
-from interworld.models.memory import retrieve
+from interworld.models.memory import retrieve, view_frustum
 
 
 @dataclass
@@ -115,6 +120,7 @@ class Generator:
         # latent frames [B, C, 1, h, w]: the last few by index, older ones in the bounded memory bank
         self.recent: dict[int, torch.Tensor] = {}
         self.bank: MemoryBank | None = None
+        self.last_memory: list[int] = []  # the memory frames the last chunk retrieved
         self._count = 0
         self.poses = torch.zeros(0, 5)  # per latent frame
         self.keys = torch.zeros(0, len_keys(cfg))  # per video frame
@@ -202,7 +208,7 @@ class Generator:
         self.poses = self.video_pose[None].clone()
         self.velocity = None  # a stream starts at rest
         self.recent, self._count = {}, 0
-        use_bank = self.scheme == "segment" and self.memory and self.cfg.memory_latents > 0
+        use_bank = self.memory and self.cfg.memory_latents > 0
         self.bank = MemoryBank(max(self.cfg.memory_bank, 3), radius=4 * self.cfg.kinematics.move_step,
                                fov=self.cfg.kinematics.fov) if use_bank else None
         self._append(z0.to(self.device))
@@ -292,7 +298,33 @@ class Generator:
         self.cache.tokens_per_frame = kvs[0][0].shape[1] // len(ids)
         self.cache.commit(ids)
 
+    def _memory_kv(self, mem: list[int], q: int) -> dict[str, list]:
+        """Keys and values of the retrieved memory frames for the chunk starting at latent q, per
+        expert: one clean pass (t = 0) in which they see only each other, with rays relative to
+        camera q. They join the prefix of this chunk's denoising passes only, never the cache, so
+        the cache holds what it would without memory (`causal_reference` with `memory`)."""
+        z = torch.cat([self.latent(i) for i in mem], dim=2).to(self.device, self.dtype)
+        pl = self._plucker(self.poses[torch.tensor(mem)], self.poses[q][None].expand(len(mem), -1))
+        t = torch.zeros(z.shape[0], len(mem), device=self.device)
+        step = Step(frame_pos=self.memory_positions(mem, q))
+        return {name: expert(z, t, self.context, step, plucker=pl)[1] for name, expert in self._experts()}
+
+    def _prefix(self, name: str, mem_kv: dict | None):
+        cache = self.cache.prefix(name)
+        if not mem_kv:
+            return cache
+        if cache is None:
+            return mem_kv[name]
+        return [(torch.cat([m[0], c[0]], 1), torch.cat([m[1], c[1]], 1)) for m, c in zip(mem_kv[name], cache)]
+
     def _causal_chunk(self, new_ids: torch.Tensor, exit_step: int | None = None, cache_from=None) -> torch.Tensor:
+        mem_kv, self.last_memory = None, []
+        if self.bank is not None:
+            with self.timed("memory retrieval"):
+                mem = self.last_memory = self.memory_ids(new_ids, exclude=set(self.cache.frames), sink=None)
+            if mem:
+                with self.timed("memory keys/values"):
+                    mem_kv = self._memory_kv(mem, int(new_ids[0]))
         with self.timed("conditions (actions, rays)"):
             kb, ms = self._windows(new_ids)
             poses = self.poses[new_ids]
@@ -303,7 +335,7 @@ class Generator:
             expert = self._expert_for(float(t))
             name = next(n for n, e in self._experts() if e is expert)
             step = Step(frame_pos=new_ids, keyboard=kb, mouse=ms)
-            v, _ = expert(x, tt, self.context, step, plucker=pl, kv_prefix=self.cache.prefix(name))
+            v, _ = expert(x, tt, self.context, step, plucker=pl, kv_prefix=self._prefix(name, mem_kv))
             return v
 
         x0 = self._sample(denoise, len(new_ids), exit_step)
@@ -312,17 +344,21 @@ class Generator:
         return x0
 
     # ---------------------------------------------------------------- segment
-    def memory_ids(self, new_ids: torch.Tensor, past: list[int]) -> list[int]:
+    def memory_positions(self, mem: list[int], query_pos: int) -> torch.Tensor:
+        """RoPE time positions of memory frames: their own latent index, but no further back from
+        the query than cfg.memory_max_gap (the longest gap the weights were trained on)."""
+        gap = self.cfg.memory_max_gap
+        return torch.tensor([i if gap is None else max(i, query_pos - gap) for i in mem], dtype=torch.long)
+
+    def memory_ids(self, new_ids: torch.Tensor, exclude, sink: int | None = 1) -> list[int]:
+        """Up to memory_latents bank frames (not in `exclude`) whose views overlap the new frames'."""
         if self.bank is None:  # memory off, or a model without memory frames
             return []
-        candidates = [i for i in self.bank.ids() if i not in past]
+        candidates = [i for i in self.bank.ids() if i not in exclude]
         q = self.poses[new_ids]
         query = q[torch.linspace(0, len(q) - 1, min(5, len(q))).round().long()]
-        kin = self.cfg.kinematics
-        scale = 64.0  # the Plucker position scale: 30 units of depth in the model's space
-        return retrieve(self.poses[: self.n_latents], candidates, query, self.cfg.memory_latents, fov=kin.fov,
-                        aspect=self.width / self.height, near=0.1 * scale, far=30.0 * scale,
-                        sink=1 if self.n_latents > 1 else 0)
+        return retrieve(self.poses[: self.n_latents], candidates, query, self.cfg.memory_latents, sink=sink,
+                        **view_frustum(self.cfg.kinematics, self.height, self.width))
 
     def _segment_chunk(self, new_ids: torch.Tensor) -> torch.Tensor:
         n_new = len(new_ids)
@@ -331,7 +367,8 @@ class Generator:
         else:
             past = list(range(max(0, self.n_latents - self.cfg.past_latents), self.n_latents))
             with self.timed("memory retrieval"):
-                mem = self.memory_ids(new_ids, past)
+                mem = self.memory_ids(new_ids, past, sink=1 if self.n_latents > 1 else 0)
+        self.last_memory = mem
         ctx_ids = mem + past
         ids = torch.tensor(ctx_ids + new_ids.tolist())
         context = torch.cat([self.latent(i) for i in ctx_ids], dim=2).to(self.device)
@@ -343,12 +380,13 @@ class Generator:
                               previous_refs(seq_poses[len(mem):], self.poses[max(past[0] - 1, 0)])])
             pl = self._plucker(seq_poses, refs)
         n_ctx = len(ctx_ids)
+        pos = torch.cat([self.memory_positions(mem, int(new_ids[0])), ids[len(mem):]])
 
         def denoise(x, t):
             full = torch.cat([context, x.to(context.dtype)], dim=2)
             tt = torch.zeros(x.shape[0], full.shape[2], device=self.device)
             tt[:, n_ctx:] = float(t)
-            step = Step(frame_pos=ids, keyboard=kb, mouse=ms, action_from=len(mem))
+            step = Step(frame_pos=pos, keyboard=kb, mouse=ms, action_from=len(mem))
             v, _ = self.dit(full, tt, self.context, step, plucker=pl)
             return v[:, :, n_ctx:]
 
@@ -368,14 +406,28 @@ def len_keys(cfg: ModelConfig) -> int:
     return cfg.action.keyboard_dim if cfg.action is not None else 6
 
 
+def memory_frame_mask(frame_mask: torch.Tensor, n_mem: int, query_from: int) -> torch.Tensor:
+    """A causal frame mask [F, F] with n_mem memory frames put in front: they see each other,
+    and the frames from `query_from` on (the chunk being generated) see them too."""
+    f = frame_mask.shape[0]
+    out = torch.zeros(n_mem + f, n_mem + f, dtype=torch.bool)
+    out[:n_mem, :n_mem] = True
+    out[n_mem:, n_mem:] = frame_mask
+    out[n_mem + query_from:, :n_mem] = True
+    return out
+
+
 @torch.no_grad()
 def causal_reference(dit: WanDiT, cfg: ModelConfig, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
                      keys: torch.Tensor, mouse: torch.Tensor, poses: torch.Tensor, height: int, width: int,
-                     first_chunk: int = 1) -> torch.Tensor:
+                     first_chunk: int = 1, memory: dict | None = None) -> torch.Tensor:
     """The full-sequence block-causal forward that streaming with the KV cache must equal.
 
     latents [B, C, F, h, w] (frame 0 is the image latent, then chunks of chunk_latents);
     t [B, F]; keys/mouse [T, *] per video frame; poses [F, 5] per latent frame.
+    memory: {"latents" [B, C, m, h, w], "pos" [m], "poses" [m, 5], "query_from": frame index}:
+    memory frames that the frames from query_from on see, with rays relative to that frame's
+    camera (the streaming generator's memory for one chunk). Returns v of the F frames.
     """
     f = latents.shape[2]
     ids = torch.arange(f)
@@ -389,9 +441,21 @@ def causal_reference(dit: WanDiT, cfg: ModelConfig, latents: torch.Tensor, t: to
         kb, ms = kb.expand(latents.shape[0], -1, -1, -1), ms.expand(latents.shape[0], -1, -1, -1)
     pl = None
     if cfg.camera:
-        pl = latent_plucker(poses, previous_refs(poses), height, width, cfg.vae.spatial, cfg.kinematics)[None]
-        pl = pl.expand(latents.shape[0], -1, -1, -1, -1)
+        pl = latent_plucker(poses, previous_refs(poses), height, width, cfg.vae.spatial, cfg.kinematics)
+    m = 0
+    if memory is not None:
+        m, q = memory["latents"].shape[2], memory["query_from"]
+        latents = torch.cat([memory["latents"], latents], 2)
+        t = torch.cat([t.new_zeros(t.shape[0], m), t], 1)
+        ids = torch.cat([memory["pos"], ids])
+        mask = memory_frame_mask(mask, m, q)
+        if cfg.camera:
+            mem_pl = latent_plucker(memory["poses"], poses[q][None].expand(m, -1), height, width, cfg.vae.spatial,
+                                    cfg.kinematics)
+            pl = torch.cat([mem_pl, pl])
+    if pl is not None:
+        pl = pl[None].expand(latents.shape[0], -1, -1, -1, -1)
     step = Step(frame_pos=ids, mask=mask.repeat_interleave(s, 0).repeat_interleave(s, 1), keyboard=kb, mouse=ms,
-                action_mask=amask)
+                action_from=m, action_mask=amask)
     v, _ = dit(latents, t, context, step, plucker=pl)
-    return v
+    return v[:, :, m:]

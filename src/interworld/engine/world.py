@@ -65,10 +65,12 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
 
 class World:
     def __init__(self, cfg: ModelConfig, dit, vae: CausalVAE, text_encoder, device="cpu", dtype=torch.float32,
-                 scheme: str | None = None, steps: int | None = None, memory: bool = True, motion=None):
+                 scheme: str | None = None, steps: int | None = None, memory: bool | None = None, motion=None):
         self.cfg, self.dit, self.vae, self.text_encoder = cfg, dit, vae, text_encoder
         self.device, self.dtype = torch.device(device), dtype
-        self.scheme, self.steps, self.memory = scheme or cfg.scheme, steps, memory
+        # memory retrieval: on by default only for weights trained to use it
+        self.scheme, self.steps = scheme or cfg.scheme, steps
+        self.memory = cfg.memory_trained if memory is None else memory
         self.gen: Generator | None = None
         self.motion = motion  # a learned action-to-motion model (models/motion.py), when the checkpoint has one
         self.decoder = None

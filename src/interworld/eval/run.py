@@ -56,6 +56,7 @@ class EvalArgs:
     seed: int = 0
     revisits: bool = True
     pose_model: str | None = None  # a folder from `interworld train pose`
+    memory: bool | None = None  # memory retrieval; None: the model's default (on if it was trained with it)
 
 
 def _mean(xs) -> float:
@@ -116,7 +117,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
     world = None
     if a.baseline is None:
         world = World.from_pretrained(a.checkpoint or "small", device=a.device, random_init=a.random_init,
-                                      steps=a.steps, seed=a.seed)
+                                      steps=a.steps, seed=a.seed, memory=a.memory)
         cfg = world.cfg
     else:
         from interworld.config import get_preset
@@ -208,6 +209,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
     results["summary"] = summarize(results, world is not None)
     results["setup"] = {**asdict(a), "fps": fps, "height": H, "width": W, "steps": steps,
                         "model": cfg.name, "scheme": world.scheme if world else None,
+                        "memory": world.memory if world else None,
                         "torch": torch.__version__, "threads": torch.get_num_threads()}
     if curves_model or curves_repeat:
         series = {}
@@ -274,7 +276,8 @@ def markdown(r: dict) -> str:
     f = lambda x: "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}" if abs(x) < 10 else f"{x:.2f}"  # noqa: E731
     lines = [f"# interworld eval: {st['model']} ({st['checkpoint'] or 'shipped'}), {', '.join(st['maps'])}", "",
              f"{st['height']}x{st['width']} at {st['fps']} fps, {st['seconds']} s rollouts, {st['steps']} steps, "
-             f"{st['cases']} case(s) per map, device {st['device']}, torch {st['torch']}", "",
+             f"{st['cases']} case(s) per map, memory {'on' if st.get('memory') else 'off'}, device {st['device']}, "
+             f"torch {st['torch']}", "",
              "| metric | model | repeat-last |", "|---|---|---|"]
     rows = [("teacher-forced next chunk PSNR (dB)", s.get("tf_psnr"), s.get("tf_repeat_psnr")),
             ("teacher-forced next chunk SSIM", s.get("tf_ssim"), s.get("tf_repeat_ssim")),

@@ -122,7 +122,10 @@ class Block(nn.Module):
         if self.action_model is not None and s.keyboard is not None:
             a = s.action_from
             xa = x.unflatten(1, (n_frames, -1))
-            ya = self.action_model(xa[:, a:].to(dt), s.keyboard, s.mouse, s.frame_pos[a:], s.action_mask)
+            pos = s.frame_pos[..., a:]
+            if pos.dim() == 2:  # per-sample positions (memory in training): the action frames' are shared
+                pos = pos[0]
+            ya = self.action_model(xa[:, a:].to(dt), s.keyboard, s.mouse, pos, s.action_mask)
             x = torch.cat([xa[:, :a], ya.float()], dim=1).flatten(1, 2)
         y = self.ffn(adaln(self.norm2(x), mod[3], mod[4]))
         return x + gate(y, mod[5]), kv
@@ -146,7 +149,7 @@ class Head(nn.Module):
 class Step:
     """What one forward needs besides the latents: positions, masks, conditions, cache."""
 
-    frame_pos: torch.Tensor
+    frame_pos: torch.Tensor  # [F] latent-frame time positions, or [B, F] when samples differ
     mask: torch.Tensor | None = None
     kv_prefix: KV | None = None
     camera: torch.Tensor | None = None

@@ -35,19 +35,22 @@ def _angles(pos: torch.Tensor, pairs: int, thetas: torch.Tensor) -> torch.Tensor
 
 def rope_3d(frame_pos: torch.Tensor, height: int, width: int, head_dim: int, num_heads: int,
             theta: float = 10000.0, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of shape [F*H*W, heads, head_dim/2] for tokens ordered (frame, row, column)."""
+    """cos, sin of shape [F*H*W, heads, head_dim/2] for tokens ordered (frame, row, column).
+    frame_pos [F], or [B, F] when the samples of a batch differ (memory frames in training):
+    then [B, F*H*W, heads, head_dim/2]."""
     ct, ch, cw = split_dims(head_dim)
     thetas = head_thetas(num_heads, theta, sigma)
     dev = frame_pos.device
-    at = _angles(frame_pos, ct, thetas)  # [F, n, ct]
+    lead, f, n = frame_pos.shape[:-1], frame_pos.shape[-1], num_heads
+    at = _angles(frame_pos.reshape(-1), ct, thetas).reshape(*lead, f, n, ct)
     ah = _angles(torch.arange(height, device=dev), ch, thetas)
     aw = _angles(torch.arange(width, device=dev), cw, thetas)
-    f, n = frame_pos.shape[0], num_heads
+    grid = (*lead, f, height, width, n)
     ang = torch.cat([
-        at[:, None, None].expand(f, height, width, n, ct),
-        ah[None, :, None].expand(f, height, width, n, ch),
-        aw[None, None, :].expand(f, height, width, n, cw),
-    ], dim=-1).reshape(f * height * width, n, ct + ch + cw)
+        at[..., :, None, None, :, :].expand(*grid, ct),
+        ah[:, None].expand(*grid, ch),
+        aw.expand(*grid, cw),
+    ], dim=-1).reshape(*lead, f * height * width, n, ct + ch + cw)
     return ang.cos().float(), ang.sin().float()
 
 

@@ -89,7 +89,7 @@ def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *
     z_real [B, C, F, h, w]: real latents (their later frames are used only without self-rollout);
     keys/mouse [T, *]: one action sequence for the batch. Returns (generated latents
     [B, C, chunks*chunk, h, w], with the graph of each chunk's exit step, and the generator)."""
-    gen = Generator(student, cfg, ctx, scheme="causal", sampler="x0", seed=seed,
+    gen = Generator(student, cfg, ctx, scheme="causal", sampler="x0", seed=seed, memory=cfg.memory_trained,
                     height=z_real.shape[3] * cfg.vae.spatial, width=z_real.shape[4] * cfg.vae.spatial)
     gen.start(z_real[:, :, :1])
     rng = random.Random(seed)

@@ -10,6 +10,7 @@ written before a wall-clock budget runs out.
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
 from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
 from interworld.models.dit import build_dit
+from interworld.models.memory import view_frustum
 from interworld.models.text import BuiltinTextEncoder
 from interworld.models.vae import CausalVAE
 from interworld.train import common
@@ -53,6 +55,7 @@ class FitArgs:
     quiet: bool = False
     error_buffer: int = 0  # world: capacity of the error buffer in latent frames (0: off)
     compile: bool = False  # world: torch.compile the DiT blocks (engine/accel.py)
+    memory: float = 0.0  # world: share of batches whose last chunk sees retrieved memory frames
 
 
 def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: str, device) -> dict:
@@ -78,6 +81,10 @@ def fit(a: FitArgs, progress=None) -> Path:
     src = run if resume else (Path(a.init) if a.init else None)
     cfg = read_config(src)[0] if src is not None else get_preset(a.preset)
     scheme = a.scheme or cfg.scheme
+    if a.kind == "world" and a.memory > 0:
+        if cfg.memory_latents < 1:
+            raise ValueError(f"--memory needs a model with memory frames; {cfg.name} has memory_latents 0")
+        cfg = cfg.replace(memory_trained=True)  # generate and play then use memory by default
     tensors = load_tensors(src) if src is not None else {}
 
     vae = CausalVAE(cfg.vae).to(device)
@@ -158,8 +165,11 @@ def fit(a: FitArgs, progress=None) -> Path:
     for m in trainable.values():
         m.train()
     stop = False
+    mem_rng = random.Random(a.seed * 1000 + rank)
+    query_from = a.latents - (cfg.chunk_latents if scheme == "causal" else min(cfg.new_latents, a.latents - 1))
     while step < a.steps and not stop:
-        b = data.sample(a.batch)
+        use_memory = a.kind == "world" and a.memory > 0 and mem_rng.random() < a.memory
+        b = data.sample(a.batch, memory=cfg.memory_latents) if use_memory else data.sample(a.batch)
         for g in opt.param_groups:
             rewarm = min(1.0, (step - warm_from + 1) / a.warmup) if warm_from else 1.0
             g["lr"] = common.cosine_lr(step, a.lr, a.warmup, a.steps) * rewarm
@@ -167,8 +177,10 @@ def fit(a: FitArgs, progress=None) -> Path:
             if a.kind == "vae":
                 loss, metrics = vae_loss(wrapped["vae"], b["frames"], device)
             else:
+                mem = (data.memory(b["start"], cfg.memory_latents, query_from,
+                                   view_frustum(cfg.kinematics, data.height, data.width)) if use_memory else None)
                 batch = WorldBatch(None, b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * a.batch,
-                                   latents=b["latents"], size=(data.height, data.width))
+                                   latents=b["latents"], size=(data.height, data.width), memory=mem)
                 loss, metrics = world_loss(wrapped["dit"], vae, wrapped.get("text"), batch, cfg, scheme, device,
                                            errors=errors)
         opt.zero_grad(set_to_none=True)

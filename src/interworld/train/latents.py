@@ -25,7 +25,7 @@ class LatentClips:
     def __init__(self, clips: ClipDataset, vae, latents: int, device, seed: int = 0, amp=None):
         tr = vae.cfg.temporal
         self.latents, self.tr, self.device = latents, tr, torch.device(device)
-        seq, img, keys, mouse, pose, starts = [], [], [], [], [], []
+        seq, img, keys, mouse, pose, starts, firsts = [], [], [], [], [], [], []
         n_lat = 0
         amp = amp or contextlib.nullcontext()
         for s in clips.shards:
@@ -43,6 +43,7 @@ class LatentClips:
             pose.append(torch.from_numpy(s.pose[: 1 + k * tr]).float())
             # valid clip starts j (shard-local) are 0 .. k - (latents - 1); stored as global latent indices
             starts.append(torch.arange(k - latents + 2) + n_lat)
+            firsts.append(torch.full((k + 1,), n_lat))  # each latent's shard begins at this global index
             # pad the frame arrays so that global latent index x always maps to frame x * tr
             pad = tr - 1
             keys[-1] = torch.cat([keys[-1], keys[-1].new_zeros(pad, keys[-1].shape[1])])
@@ -57,6 +58,8 @@ class LatentClips:
         self.mouse = torch.cat(mouse).to(device)
         self.pose = torch.cat(pose).to(device)
         self.starts = torch.cat(starts).to(device)
+        self.shard_first = torch.cat(firsts).to(device)
+        self._memory_starts: dict[int, torch.Tensor] = {}
         self.height, self.width = clips.shards[0].frames.shape[1:3]
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -73,13 +76,41 @@ class LatentClips:
     def clips(self) -> int:
         return int(self.starts.numel())
 
-    def sample(self, batch: int) -> dict[str, torch.Tensor]:
-        """latents [B, C, F, h, w] float32, and per-frame keys/mouse/pose [B, T, .]."""
+    def sample(self, batch: int, memory: int = 0) -> dict[str, torch.Tensor]:
+        """latents [B, C, F, h, w] float32, per-frame keys/mouse/pose [B, T, .] and the clips'
+        global start latents `start` [B]. memory > 0: only clips with at least that many
+        earlier latents in their shard, to retrieve memory frames from (`memory`)."""
         F_, tr = self.latents, self.tr
-        j = self.starts[torch.randint(len(self.starts), (batch,), device=self.device, generator=self.gen)]
+        starts = self.starts
+        if memory:
+            if memory not in self._memory_starts:
+                self._memory_starts[memory] = starts[starts - self.shard_first[starts] >= memory]
+            starts = self._memory_starts[memory]
+            if not len(starts):
+                raise ValueError(f"no clip has {memory} earlier latent frames in its shard to take memory from")
+        j = starts[torch.randint(len(starts), (batch,), device=self.device, generator=self.gen)]
         lat = self.seq[j[:, None] + torch.arange(F_, device=self.device)]  # [B, F, C, h, w]
         lat[:, 0] = self.img[j]  # the clip's first frame encoded alone, as a stream's start image
         fr = j[:, None] * tr + torch.arange(1 + (F_ - 1) * tr, device=self.device)
         keys, mouse = self.keys[fr], self.mouse[fr]
         keys[:, 0], mouse[:, 0] = 0, 0  # the first frame is given, not reached by an action
-        return {"latents": lat.transpose(1, 2).float(), "keys": keys, "mouse": mouse, "pose": self.pose[fr]}
+        return {"latents": lat.transpose(1, 2).float(), "keys": keys, "mouse": mouse, "pose": self.pose[fr], "start": j}
+
+    def memory(self, start: torch.Tensor, k: int, query_from: int, frustum: dict, window: int = 128) -> dict:
+        """Memory frames for clips starting at global latents `start` [B]: of the `window` latents
+        before each clip in its shard, the k whose views overlap most those of the clip's latents
+        from `query_from` on (the frames being generated), as the generator retrieves from its bank.
+
+        Returns {"latents" [B, C, k, h, w], "poses" [B, k, 5], "pos" [B, k] (latent positions
+        relative to the clip's first latent: negative), "query_from"}."""
+        from interworld.models.memory import overlap_topk
+
+        back = torch.arange(window, 0, -1, device=self.device)  # window .. 1 latents back, in time order
+        cand = start[:, None] - back  # [B, K]
+        valid = cand >= self.shard_first[start][:, None]
+        cand = cand.clamp(min=0)
+        q = start[:, None] + torch.arange(query_from, self.latents, device=self.device)
+        pick = overlap_topk(self.pose[q * self.tr], self.pose[cand * self.tr], valid, k, **frustum)
+        ids = cand.gather(1, pick)
+        return {"latents": self.seq[ids].transpose(1, 2).float(), "poses": self.pose[ids * self.tr],
+                "pos": ids - start[:, None], "query_from": query_from}

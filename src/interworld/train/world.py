@@ -18,7 +18,7 @@ import torch
 
 from interworld.config import ModelConfig
 from interworld.diffusion.flow import add_noise, flow_matching_loss, sample_train_timesteps
-from interworld.engine.generator import causal_frame_mask, chunk_action_mask
+from interworld.engine.generator import causal_frame_mask, chunk_action_mask, memory_frame_mask
 from interworld.models.action import action_windows
 from interworld.models.camera import latent_plucker, previous_refs
 from interworld.models.dit import Step
@@ -40,6 +40,7 @@ class WorldBatch:
     prompts: list[str]
     latents: torch.Tensor | None = None
     size: tuple[int, int] | None = None
+    memory: dict | None = None  # memory frames for the clips' last chunk (LatentClips.memory)
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -79,11 +80,42 @@ def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_im
 
 
 @functools.lru_cache(maxsize=16)
-def _causal_masks(f, chunk, sink, window, first_chunk, tokens, device):
-    """Token mask and action mask of the causal scheme, built once per layout and device."""
+def _causal_masks(f, chunk, sink, window, first_chunk, tokens, device, n_mem=0, query_from=0):
+    """Token mask and action mask of the causal scheme, built once per layout and device;
+    with n_mem memory frames in front, seen by the frames from query_from on."""
     fm = causal_frame_mask(f, chunk, sink, window, first_chunk)
+    if n_mem:
+        fm = memory_frame_mask(fm, n_mem, query_from)
     tok = fm.repeat_interleave(tokens, 0).repeat_interleave(tokens, 1)
     return tok.to(device), chunk_action_mask(f, chunk, first_chunk).to(device)
+
+
+def attach_memory(cfg: ModelConfig, scheme: str, memory: dict, x: torch.Tensor, t: torch.Tensor, step: Step,
+                  plucker: torch.Tensor | None, pose: torch.Tensor, hw: tuple[int, int]):
+    """Put memory frames in front of a clip as the generator does for its current chunk: clean
+    (t = 0), at their own time positions, with rays relative to the camera of the first frame
+    that sees them (`query_from`), without actions. In the causal scheme only the frames from
+    query_from on see them; in the segment scheme every frame does, as in its bidirectional pass.
+
+    x [B, C, F, h, w]; t [B, F]; pose [B, F, 5] per latent frame. Returns (x, t, step, plucker)
+    over m + F frames."""
+    m, q = memory["latents"].shape[2], memory["query_from"]
+    b, f = t.shape
+    dev = x.device
+    x = torch.cat([memory["latents"].to(x.dtype), x], 2)
+    t = torch.cat([t.new_zeros(b, m), t], 1)
+    pos = torch.cat([memory["pos"].to(dev), step.frame_pos.to(dev).expand(b, -1)], 1)
+    mask = step.mask
+    if scheme == "causal":
+        mask, _ = _causal_masks(f, cfg.chunk_latents, cfg.sink_latents, cfg.window_latents, 1,
+                                cfg.tokens_per_frame(*hw), str(dev), m, q)
+    step = Step(frame_pos=pos, mask=mask, keyboard=step.keyboard, mouse=step.mouse, action_from=m,
+                action_mask=step.action_mask)
+    if plucker is not None:
+        ref = pose[:, q:q + 1].to(dev).expand(-1, m, -1)
+        mem_pl = latent_plucker(memory["poses"].to(dev), ref, *hw, cfg.vae.spatial, cfg.kinematics)
+        plucker = torch.cat([mem_pl.to(plucker.dtype), plucker], 1)
+    return x, t, step, plucker
 
 
 def clip_conditions(cfg: ModelConfig, keys: torch.Tensor, mouse: torch.Tensor, lat_poses: torch.Tensor,
@@ -140,7 +172,12 @@ def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, sche
     noise = torch.randn(z.shape, generator=generator).to(device) if generator is not None else torch.randn_like(z)
     z_in = errors.corrupt_context(z, t) if errors is not None else z  # the target stays the clean z
     x_t = add_noise(z_in, noise, t)
-    v, _ = dit(x_t, t, ctx, step, plucker=pl)
+    if batch.memory is not None:
+        lat_poses = batch.pose[:, ::cfg.vae.temporal][:, :f]
+        xm, tm, sm, plm = attach_memory(cfg, scheme, batch.memory, x_t, t, step, pl, lat_poses, batch.hw)
+        v = dit(xm, tm, ctx, sm, plucker=plm)[0][:, :, -f:]
+    else:
+        v, _ = dit(x_t, t, ctx, step, plucker=pl)
     loss = flow_matching_loss(v, z, noise, mask=t > 0)
     if errors is not None:
         errors.collect(x_t, v, z, t)
