@@ -1,5 +1,6 @@
 """Each speed-up of engine/accel.py computes the same function as the plain model."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,3 +131,23 @@ def test_generate_speed_options(tmp_path, capsys):
         assert main(base + extra) == 2
         err = capsys.readouterr().err
         assert needle in err and "Traceback" not in err, err
+
+
+def test_overlapped_decode_gives_the_frames_of_inline_decode():
+    from interworld.engine.decode import DecodeWorker
+    from interworld.engine.world import World, to_uint8
+
+    world = World.from_pretrained("tiny", random_init=True)
+    img = (torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
+    world.reset(img, "")
+    chunks = [world.gen.next_chunk(torch.zeros(world.frames_per_step, 6), torch.ones(world.frames_per_step, 2))
+              for _ in range(4)]
+    inline = world.vae.stream_decoder()
+    want = [to_uint8(inline.decode(world.vae.denormalize(z.float()))) for z in chunks]
+    worker = DecodeWorker(world.vae, torch.device("cpu"), keep_frames=True)
+    for i, z in enumerate(chunks):
+        worker.submit(z, float(i))
+    rec = worker.close()
+    assert len(rec) == 4 and all(r["t_start"] <= r["t_first"] <= r["t_done"] for r in rec)
+    for r, w in zip(rec, want):
+        assert np.array_equal(r["frames"], w)

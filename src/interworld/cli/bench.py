@@ -41,6 +41,8 @@ def add_parser(sub):
     p.add_argument("--scheme", choices=["segment", "causal"], help="default: the preset's")
     p.add_argument("--new-latents", type=int, help="new latent frames per iteration (segment new_latents or causal "
                                                   "chunk_latents; default: the preset's)")
+    p.add_argument("--light-decoder", type=float, metavar="SCALE",
+                   help="a pruned VAE decoder, widths x SCALE (0.5: as MG-LightVAE and `train decoder`)")
     p.add_argument("--warmup", type=int, default=2, help="warm-up iterations (default 2)")
     p.add_argument("--iters", type=int, default=5, help="measured iterations; medians are reported (default 5)")
     p.add_argument("--no-memory", action="store_true", help="without memory retrieval (on by default, as in "
@@ -49,9 +51,11 @@ def add_parser(sub):
     p.add_argument("--parallel", action="store_true",
                    help="run over the GPUs of a torchrun job (torchrun --nproc-per-node N -m interworld.cli.main "
                         "bench --parallel ...): sequence-parallel DiT, VAE decode per --decode")
-    p.add_argument("--decode", choices=["separate", "inline"], default="separate",
-                   help="with --parallel: separate (default) decodes on the last GPU, overlapped with the next chunk "
-                        "on the others; inline runs the DiT on every GPU and decodes on GPU 0 after each chunk")
+    p.add_argument("--decode", choices=["separate", "inline", "overlap"],
+                   help="inline: after each chunk, where the DiT runs (the default on one device); overlap: one "
+                        "device, a thread decodes chunk n on its own stream while chunk n+1 is generated; with "
+                        "--parallel, separate (the default there) decodes on the last GPU, overlapped with the "
+                        "next chunk on the others, and inline runs the DiT on every GPU and decodes on GPU 0")
     add_speed_args(p)
     p.add_argument("--compare", metavar="JSON", help="a one-GPU result (--json of a run at the same settings): "
                                                     "print the speed-up over it")
@@ -74,7 +78,8 @@ def run(args) -> int:
         raise UsageError("--parallel runs one process per GPU under torchrun: torchrun --nproc-per-node N -m "
                          "interworld.cli.main bench --parallel ...")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, None: None}[args.dtype]
-    shape = dict(height=args.height, width=args.width, scheme=args.scheme, new_latents=args.new_latents)
+    shape = dict(height=args.height, width=args.width, scheme=args.scheme, new_latents=args.new_latents,
+                 light_decoder=args.light_decoder)
     baseline = None
     if args.compare:
         with open(args.compare) as f:
@@ -85,12 +90,16 @@ def run(args) -> int:
             raise UsageError(f"--compare {args.compare}: {e}") from None
     if args.offload and not args.device.startswith("cuda"):
         raise UsageError("--offload streams weights to a GPU: use it with --device cuda")
+    decode = args.decode or ("separate" if args.parallel else "inline")
+    if decode == ("overlap" if args.parallel else "separate"):
+        raise UsageError("--decode separate needs --parallel (several GPUs); overlap is for one device"
+                         if decode == "separate" else "--parallel decodes separate or inline")
     if args.parallel and (args.compile or args.offload):
         raise UsageError("--parallel does not take --compile or --offload yet: measure those on one GPU")
     kw = dict(device=args.device, dtype=dtype, steps=args.steps, warmup=args.warmup, iters=args.iters,
               memory=not args.no_memory, quantize=args.quantize, **shape)
     if not args.parallel:
-        kw.update(compile=args.compile, attention=args.attention, offload=args.offload)
+        kw.update(compile=args.compile, attention=args.attention, offload=args.offload, decode=decode)
     main_rank = int(os.environ.get("RANK", 0)) == 0
     with Progress(transient=True, disable=not main_rank) as bar:
         task = bar.add_task("bench iterations", total=None)
@@ -102,9 +111,10 @@ def run(args) -> int:
 
             try:
                 with attention_backend(args.attention):
-                    r = run_bench_parallel(args.preset, decode=args.decode, progress=progress, **kw)
+                    r = run_bench_parallel(args.preset, decode=decode, progress=progress, **kw)
                 if r is not None:
-                    r.speed = speed_label(quantize=args.quantize, attention=args.attention)
+                    r.speed = speed_label(quantize=args.quantize, attention=args.attention,
+                                          light_decoder=args.light_decoder)
             finally:
                 if dist.is_initialized():
                     dist.destroy_process_group()

@@ -96,7 +96,9 @@ class BenchResult:
     env: dict[str, str] = field(default_factory=dict)
     gpus: int = 1  # processes of a torchrun job, one GPU each (run_bench_parallel)
     dit_gpus: int = 1  # of them, those running the DiT (sequence-parallel when more than one)
-    decode: str = "inline"  # "inline": after each chunk, where the DiT runs; "separate": on the last GPU, overlapped
+    # "inline": after each chunk, where the DiT runs; "overlap": a thread on the same device, overlapped
+    # with the next chunk (engine/decode.py); "separate": on the last GPU, overlapped
+    decode: str = "inline"
     rank_peak_mem_gb: list[float] = field(default_factory=list)
     speed: str = "eager"  # the speed-ups of the run (speed_label)
 
@@ -120,8 +122,11 @@ PROMPT = "a corridor in a castle"
 
 
 def bench_config(preset: str, *, height: int | None = None, width: int | None = None, scheme: str | None = None,
-                 new_latents: int | None = None) -> tuple[ModelConfig, str]:
-    """The preset with the run's frame size and chunk size, and the scheme."""
+                 new_latents: int | None = None, light_decoder: float | None = None) -> tuple[ModelConfig, str]:
+    """The preset with the run's frame size and chunk size, and the scheme. light_decoder: the
+    decoder's widths scaled by this (a pruned decoder, as `train decoder` makes; MG-LightVAE)."""
+    import dataclasses
+
     from interworld.config import get_preset
 
     cfg = get_preset(preset)
@@ -133,6 +138,8 @@ def bench_config(preset: str, *, height: int | None = None, width: int | None = 
         over["height"] = height
     if width:
         over["width"] = width
+    if light_decoder:
+        over["vae"] = dataclasses.replace(cfg.vae, dec_width_scale=light_decoder)
     return cfg.replace(**over), scheme
 
 
@@ -155,10 +162,10 @@ def _quantize(world, quantize: str | None) -> None:
 
 
 def speed_label(compile: str | None = None, quantize: str | None = None, attention: str = "auto",
-                offload: bool = False) -> str:
+                offload: bool = False, light_decoder: float | None = None) -> str:
     """What the run changed from the eager baseline, for the table's title."""
     parts = [f"compile {compile}" if compile else "", quantize or "", f"{attention} attention" if attention != "auto"
-             else "", "offload" if offload else ""]
+             else "", "offload" if offload else "", f"decoder widths x{light_decoder:g}" if light_decoder else ""]
     return ", ".join(p for p in parts if p) or "eager"
 
 
@@ -242,16 +249,21 @@ def _warm_iters(cfg: ModelConfig, scheme: str, warmup: int) -> int:
 @torch.no_grad()
 def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype | None = None, height: int | None = None,
               width: int | None = None, steps: int = 3, scheme: str | None = None, new_latents: int | None = None,
-              warmup: int = 2, iters: int = 5, memory: bool = True, quantize: str | None = None,
-              compile: str | None = None, attention: str = "auto", offload: bool = False,
-              progress=None) -> BenchResult:
+              light_decoder: float | None = None, warmup: int = 2, iters: int = 5, memory: bool = True,
+              quantize: str | None = None, compile: str | None = None, attention: str = "auto", offload: bool = False,
+              decode: str = "inline", progress=None) -> BenchResult:
     """One device. compile / quantize / attention / offload: the speed-ups of engine/accel.py,
-    each measurable against the eager baseline (offload builds on the CPU and streams blocks)."""
+    each measurable against the eager baseline (offload builds on the CPU and streams blocks).
+    decode "overlap": a thread decodes chunk n on its own stream while chunk n+1 is generated
+    (engine/decode.py); the iteration is then the gap between two chunks' decodes finishing."""
+    if decode not in ("inline", "overlap"):
+        raise ValueError(f"one device decodes 'inline' or 'overlap', not {decode!r}")
     from interworld.engine.accel import attention_backend
 
     dev = torch.device(device)
     dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
-    cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents)
+    cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents,
+                               light_decoder=light_decoder)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     world = _build_world(cfg, scheme, torch.device("cpu") if offload else dev, dtype, steps, memory)
@@ -260,18 +272,32 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
     # None: a full preset without a umT5 folder runs on zero text states (nothing to time)
     text_s = world.last_timings.get("text_s") if world.text_encoder is not None else None
     sync = device_sync(dev)
+    n_warm = _warm_iters(cfg, scheme, warmup)
     with attention_backend(attention):
-        m = _measure(world.gen, _warm_iters(cfg, scheme, warmup), iters, sync, _decode_here(world, sync), progress)
-    return _result(preset, cfg, scheme, world.gen, dev, dtype, text_s, m["stages"], statistics.median(m["iter"]),
-                   m["no_decode"], m["latency"], _peak_gb(dev),
-                   speed=speed_label(compile, quantize, attention, offload))
+        if decode == "inline":
+            m = _measure(world.gen, n_warm, iters, sync, _decode_here(world, sync), progress)
+            iter_s, latencies = statistics.median(m["iter"]), m["latency"]
+        else:
+            from interworld.engine.decode import DecodeWorker
+
+            worker = DecodeWorker(world.vae, dev)
+            m = _measure(world.gen, n_warm, iters, sync, lambda z, a: (None, None, worker.submit(z, a) or {}), progress)
+            rec = worker.close()[n_warm:]
+            iter_s = statistics.median(b["t_done"] - a["t_done"] for a, b in zip(rec, rec[1:]))
+            latencies = [r["t_first"] - r["t_start"] for r in rec]
+            for st, r in zip(m["stages"], rec):
+                st["VAE decode (overlapped)"] = r["decode_s"]
+    return _result(preset, cfg, scheme, world.gen, dev, dtype, text_s, m["stages"], iter_s,
+                   m["no_decode"], latencies, _peak_gb(dev), decode=decode,
+                   speed=speed_label(compile, quantize, attention, offload, light_decoder))
 
 
 @torch.no_grad()
 def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: torch.dtype | None = None,
                        height: int | None = None, width: int | None = None, steps: int = 3, scheme: str | None = None,
-                       new_latents: int | None = None, warmup: int = 2, iters: int = 5, memory: bool = True,
-                       quantize: str | None = None, decode: str = "separate", progress=None) -> BenchResult | None:
+                       new_latents: int | None = None, light_decoder: float | None = None, warmup: int = 2,
+                       iters: int = 5, memory: bool = True, quantize: str | None = None, decode: str = "separate",
+                       progress=None) -> BenchResult | None:
     """`run_bench` over the processes of a torchrun job, one GPU each (engine/parallel.py).
 
     decode "separate": the last rank decodes chunk n while the others generate chunk n+1,
@@ -291,7 +317,8 @@ def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: tor
     ranks = init_ranks(device, separate_decode=decode == "separate")
     dev = ranks.device
     dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
-    cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents)
+    cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents,
+                               light_decoder=light_decoder)
     c, _, h, w = cfg.latent_shape(1)
     shape = (1, c, max_chunk_latents(cfg, scheme), h, w)
     n_warm = _warm_iters(cfg, scheme, warmup)
@@ -388,6 +415,8 @@ def render(r: BenchResult, baseline: dict | None = None):
     where = r.env['gpu'] if r.device.startswith('cuda') else 'CPU x' + r.env['threads']
     if r.gpus > 1:
         where = f"{r.gpus} x {where} ({r.dit_gpus} DiT, decode {r.decode})"
+    elif r.decode == "overlap":
+        where += ", decode overlapped"
     t = Table(title=f"interworld bench: {r.preset}, {r.scheme}, {r.height}x{r.width}, {r.steps} steps, {r.dtype}, "
                     f"{r.speed}, {where}")
     t.add_column("stage")
