@@ -31,21 +31,34 @@ def dit_blocks(model: nn.Module) -> list[nn.Module]:
 
 
 def compile_blocks(model: nn.Module, mode: str = "default", fallback: bool = True) -> nn.Module:
-    """Compile each block in place (`nn.Module.compile`: no `_orig_mod.` in parameter names).
+    """Compile each block in place (no `_orig_mod.` in parameter names: checkpoints load as before).
 
     fallback: where dynamo cannot compile something, run it eagerly with a warning instead of
     failing, so a long training run never dies on a compiler error."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
     if fallback:
-        import torch._dynamo
+        import torch._dynamo as dynamo
 
-        torch._dynamo.config.suppress_errors = True
-    # the KV-cache length grows chunk by chunk until the window is full: let those shapes be
-    # dynamic rather than recompiling for each length
+        dynamo.config.suppress_errors = True
     for block in dit_blocks(model):
-        block.compile(mode=mode, dynamic=None)
+        if mode == "reduce-overhead":
+            block.forward = _graphed(torch.compile(block.forward, mode=mode))
+        else:
+            block.compile(mode=mode)
     return model
+
+
+def _graphed(compiled):
+    """A CUDA-graphed block's outputs live in the graph's memory and are overwritten by its next
+    replay; the generator keeps some of them (cache keys and values, the sampler's earlier
+    velocities), so each call starts a new graph step and hands back copies (cheap next to the
+    block's compute)."""
+    def run(*args, **kwargs):
+        torch.compiler.cudagraph_mark_step_begin()
+        out = compiled(*args, **kwargs)
+        return torch.utils._pytree.tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, out)
+    return run
 
 
 _BACKENDS = {
