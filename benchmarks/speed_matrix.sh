@@ -4,7 +4,9 @@
 # and a markdown table of them (benchmarks/bench_table.py) in OUT_DIR.
 # Usage: benchmarks/speed_matrix.sh OUT_DIR SCHEME [ROWS...]
 #   ROWS (default: all): eager cudnn compile graphs int8 fp8 light overlap small-chunk offload best
-# A command of the device tool may run 10 minutes: pass a few ROWS per call.
+# A command of the device tool may run 10 minutes: pass a few ROWS per call. The int8, fp8 and
+# best rows need torchao, which the GPU image lacks: carry its wheel (torchao 0.18.0, cp310-abi3,
+# for torch >= 2.11) in .whl/ and install it as the device README says before calling this.
 set -euo pipefail
 out=${1:?OUT_DIR}; scheme=${2:?SCHEME}; shift 2
 rows=${*:-eager cudnn compile graphs int8 fp8 light overlap small-chunk offload best}
