@@ -17,7 +17,7 @@ from interworld.engine.world import World
 from interworld.io.checkpoint import load_tensors, save_checkpoint
 from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
-from interworld.train.distill import DistillArgs, distill, rollout
+from interworld.train.distill import DistillArgs, distill, rollout, rollout_latents
 
 
 def _cfg():
@@ -33,28 +33,37 @@ def _wake(module, seed=0):
     return module
 
 
-def test_self_rollout_is_the_streaming_generator():
-    cfg = _cfg()
+@pytest.mark.parametrize("scheme,memory", [("causal", False), ("segment", False), ("segment", True),
+                                           ("causal", True)])
+def test_self_rollout_is_the_streaming_generator(scheme, memory):
+    cfg = dataclasses.replace(_cfg(), scheme=scheme, memory_trained=memory, window_latents=1)
     torch.manual_seed(0)
     dit = _wake(build_dit(cfg)).eval()
     ctx = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers)(["a corridor", "a hall"])
     c, _, h, w = cfg.latent_shape(1)
-    z = torch.randn(2, c, 3, h, w)
-    per = cfg.chunk_latents * cfg.vae.temporal
-    keys = torch.zeros(1 + 2 * per, 6)
+    n_lat = rollout_latents(cfg, 3)
+    z = torch.randn(2, c, n_lat, h, w)
+    t_frames = 1 + (n_lat - 1) * cfg.vae.temporal
+    keys = torch.zeros(t_frames, 6)
     keys[1:, 0] = 1
-    mouse = torch.randn(1 + 2 * per, 2)
+    mouse = torch.randn(t_frames, 2)
     mouse[0] = 0
 
-    ref = Generator(dit, cfg, ctx, scheme="causal", sampler="x0", seed=5)
+    ref = Generator(dit, cfg, ctx, scheme=scheme, sampler="x0", seed=5, memory=cfg.memory_trained)
     ref.start(z[:, :, :1])
-    want = torch.cat([ref.next_chunk(keys[1 + i * per:1 + (i + 1) * per], mouse[1 + i * per:1 + (i + 1) * per])
-                      for i in range(2)], 2)
+    outs, done = [], 0
+    for i in range(3):
+        per = ref.frames_for_next()
+        outs.append(ref.next_chunk(keys[1 + done:1 + done + per], mouse[1 + done:1 + done + per]))
+        done += per
+    want = torch.cat(outs, 2)
+    assert want.shape[2] == n_lat - 1 and done == t_frames - 1
+    assert bool(ref.last_memory) == memory  # the last chunk retrieved memory frames when the model has memory
     last = len(ref.ts) - 1
-    got, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=5, exit_steps=[last, last], grad=True)
+    got, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=3, seed=5, exit_steps=[last] * 3, grad=True)
     assert got.requires_grad
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
-    other, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=6, exit_steps=[last, last], grad=False)
+    other, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=3, seed=6, exit_steps=[last] * 3, grad=False)
     assert not torch.allclose(other, want, atol=1e-3)  # the comparison can fail: another seed differs
 
 
@@ -107,7 +116,8 @@ def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
     assert ws.step(None).shape[0] == ws.frames_per_step
 
 
-@pytest.mark.parametrize("switches", [dict(self_rollout=False), dict(error_buffer=8)])
+@pytest.mark.parametrize("switches", [dict(self_rollout=False), dict(error_buffer=8), dict(scheme="segment"),
+                                      dict(scheme="segment", self_rollout=False, error_buffer=8)])
 def test_each_switch_runs(tmp_path, switches):
     cfg = _cfg()
     w = World.from_config(cfg, seed=0)
@@ -118,6 +128,7 @@ def test_each_switch_runs(tmp_path, switches):
                               batch=2, chunks=2, student_steps=2, fake_steps=1, log_every=1, device="cpu", **switches))
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log[0]["self_rollout"] == float(switches.get("self_rollout", True))
+    assert json.loads((out / "config.json").read_text())["model"]["scheme"] == switches.get("scheme", "causal")
     if "error_buffer" in switches:
         sizes = [r["error_buffer_frames"] for r in log if "dmd" in r]
         assert 0 < sizes[-1] <= 8 and sizes == sorted(sizes)  # fills, then stays at its bound

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = """Distil a world-model teacher into a few-step causal student.
+HELP = """Distil a world-model teacher into a few-step student (causal or segment scheme).
 
 The student starts as a copy of the teacher and learns by Distribution Matching
 Distillation on its own multi-chunk rollouts through its KV cache (self-rollout), with a
@@ -15,6 +15,7 @@ measured with `interworld eval`.
   interworld distill --teacher runs/world --data data/doom --out runs/student --steps 2000
   interworld distill ... --no-self-rollout          # the ablation: real context in the cache
   interworld distill ... --error-buffer 1024        # with the error buffer
+  interworld distill ... --scheme segment           # the official scheme's student
 
 Several GPUs: torchrun --nproc_per_node N -m interworld.cli.main distill ...
 Runs resume from OUT; the student in OUT is a world checkpoint (generate/play/eval take it)."""
@@ -33,7 +34,11 @@ def add_parser(sub):
     p.add_argument("--lr", type=float, default=2e-5, help="student learning rate (default 2e-5)")
     p.add_argument("--fake-lr", type=float, default=2e-5, help="fake-score learning rate (default 2e-5)")
     p.add_argument("--fake-steps", type=int, default=5, help="fake-score updates per student update (default 5)")
-    p.add_argument("--no-self-rollout", action="store_true", help="cache the real latents, not the student's own")
+    p.add_argument("--scheme", choices=["causal", "segment"], default="causal",
+                   help="the student's attention scheme: causal (KV cache, low latency; default) or segment "
+                        "(the official bidirectional segments with past and memory frames)")
+    p.add_argument("--no-self-rollout", action="store_true",
+                   help="real latents as the next chunks' context, not the student's own")
     p.add_argument("--error-buffer", type=int, default=0, metavar="N", help="error buffer of N latent frames (0: off)")
     p.add_argument("--time-limit", type=float, help="wall-clock seconds; checkpoint and stop before they run out")
     p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N student updates (default 500)")
@@ -59,7 +64,7 @@ def run(args) -> int:
                     chunks=args.chunks, student_steps=args.student_steps, lr=args.lr, fake_lr=args.fake_lr,
                     fake_steps=args.fake_steps, self_rollout=not args.no_self_rollout,
                     error_buffer=args.error_buffer, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
-                    log_every=args.log_every, device=args.device, seed=args.seed)
+                    log_every=args.log_every, device=args.device, seed=args.seed, scheme=args.scheme)
     try:
         with step_bar("distill", args.steps, "dmd", args.quiet) as update:
             out = distill(a, progress=lambda s, n, m: update(s, m.get("dmd", 0.0)))

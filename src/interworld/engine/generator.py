@@ -257,17 +257,23 @@ class Generator:
 
     def next_chunk_train(self, keys: torch.Tensor, mouse: torch.Tensor, exit_step: int,
                          cache_from=None) -> torch.Tensor:
-        """The causal student's self-rollout step in distillation: as `next_chunk`, but the
-        few-step sampler stops at `exit_step` and that step's x0 keeps its graph. The KV
-        cache is written from `cache_from(x0)` (detached; default x0 itself), which lets
-        training substitute real latents (no self-rollout) or corrupted ones (error buffer)."""
-        if self.scheme != "causal" or self.sampler != "x0":
-            raise ValueError("self-rollout training needs the causal scheme and the x0 sampler")
+        """The student's self-rollout step in distillation: as `next_chunk`, but the few-step
+        sampler stops at `exit_step` and that step's x0 keeps its graph. What later chunks see
+        as context (the KV cache in `causal`, the past frames and memory in `segment`) is made
+        from `cache_from(x0)` (detached; default x0 itself), which lets training substitute real
+        latents (no self-rollout) or corrupted ones (error buffer)."""
+        if self.sampler != "x0":
+            raise ValueError("self-rollout training needs the x0 sampler")
         first_new = self.n_latents
+        n_new = self.new_count()
         self._record_actions(keys, mouse)
-        new_ids = torch.arange(first_new, first_new + self.new_count())
-        x0 = self._causal_chunk(new_ids, exit_step=exit_step, cache_from=cache_from)
-        self._append(x0)
+        new_ids = torch.arange(first_new, first_new + n_new)
+        if self.scheme == "causal":
+            x0 = self._causal_chunk(new_ids, exit_step=exit_step, cache_from=cache_from)
+            self._append(x0)
+        else:
+            x0 = self._segment_chunk(new_ids, exit_step=exit_step)
+            self._append((x0 if cache_from is None else cache_from(x0)).detach())
         return x0
 
     def _sample(self, denoise, n_new: int, exit_step: int | None = None) -> torch.Tensor:
@@ -360,7 +366,7 @@ class Generator:
         return retrieve(self.poses[: self.n_latents], candidates, query, self.cfg.memory_latents, sink=sink,
                         **view_frustum(self.cfg.kinematics, self.height, self.width))
 
-    def _segment_chunk(self, new_ids: torch.Tensor) -> torch.Tensor:
+    def _segment_chunk(self, new_ids: torch.Tensor, exit_step: int | None = None) -> torch.Tensor:
         n_new = len(new_ids)
         if self.n_latents == 1:
             mem, past = [], [0]
@@ -390,7 +396,7 @@ class Generator:
             v, _ = self.dit(full, tt, self.context, step, plucker=pl)
             return v[:, :, n_ctx:]
 
-        return self._sample(denoise, n_new)
+        return self._sample(denoise, n_new, exit_step)
 
 
 def device_sync(device: torch.device):

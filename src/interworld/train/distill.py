@@ -1,8 +1,10 @@
-"""Distillation: the many-step teacher into a few-step causal student (DMD + self-rollout).
+"""Distillation: the many-step teacher into a few-step student (DMD + self-rollout).
 
 The student starts as a copy of the teacher and samples with the x0-renoise sampler in
-`student_steps` steps, chunk by chunk with the KV cache, exactly as the streaming generator
-does (it *is* the generator: `Generator.next_chunk_train`). Each iteration:
+`student_steps` steps, exactly as the streaming generator does (it *is* the generator:
+`Generator.next_chunk_train`): chunk by chunk with the KV cache in the `causal` scheme, or
+segment by segment with past and memory frames as context in the official `segment` scheme,
+where the teacher and fake score then judge the rollout bidirectionally. Each iteration:
 
 1. self-rollout: from a real start image the student generates `chunks` consecutive chunks
    on its own outputs through its cache (switch off: the cache holds the real latents
@@ -75,36 +77,48 @@ class DistillArgs:
     ckpt_every: int = 500
     device: str | None = None
     seed: int = 0
+    scheme: str = "causal"  # the student's: "causal" (KV cache) or "segment" (the official, bidirectional)
 
 
 def _x0(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return x_t.float() - (t / 1000.0)[:, None, :, None, None] * v.float()
 
 
+def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
+    """Latent frames of a rollout of `chunks` chunks, the start latent included: chunks of
+    chunk_latents in `causal`; in `segment` a first segment of first_latents, then new_latents each."""
+    if cfg.scheme == "causal":
+        return 1 + chunks * cfg.chunk_latents
+    return cfg.first_latents + (chunks - 1) * cfg.new_latents
+
+
 def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *, chunks: int, seed: int,
             self_rollout: bool = True, errors: ErrorBuffer | None = None, grad: bool = True,
             exit_steps: list[int] | None = None) -> tuple[torch.Tensor, Generator]:
-    """The student's rollout of `chunks` chunks from the start latents z_real[:, :, :1].
+    """The student's rollout of `chunks` chunks (segments in the segment scheme, cfg.scheme)
+    from the start latents z_real[:, :, :1].
 
     z_real [B, C, F, h, w]: real latents (their later frames are used only without self-rollout);
     keys/mouse [T, *]: one action sequence for the batch. Returns (generated latents
-    [B, C, chunks*chunk, h, w], with the graph of each chunk's exit step, and the generator)."""
-    gen = Generator(student, cfg, ctx, scheme="causal", sampler="x0", seed=seed, memory=cfg.memory_trained,
+    [B, C, rollout_latents - 1, h, w], with the graph of each chunk's exit step, and the generator)."""
+    gen = Generator(student, cfg, ctx, scheme=cfg.scheme, sampler="x0", seed=seed, memory=cfg.memory_trained,
                     height=z_real.shape[3] * cfg.vae.spatial, width=z_real.shape[4] * cfg.vae.spatial)
     gen.start(z_real[:, :, :1])
     rng = random.Random(seed)
     n_steps = len(gen.ts)
-    per = gen.frames_for_next()
+    done = 0  # video frames of actions used so far, after the start frame
     out = []
     for c in range(chunks):
         first = gen.n_latents
+        per = gen.frames_for_next()
 
         def cache_from(x0, first=first):
             ctx_lat = x0 if self_rollout else z_real[:, :, first:first + x0.shape[2]].to(x0)
             return errors.perturb(ctx_lat) if errors is not None else ctx_lat
 
         exit_step = exit_steps[c] if exit_steps is not None else rng.randrange(n_steps)
-        k, m = keys[1 + c * per: 1 + (c + 1) * per], mouse[1 + c * per: 1 + (c + 1) * per]
+        k, m = keys[1 + done: 1 + done + per], mouse[1 + done: 1 + done + per]
+        done += per
         with torch.set_grad_enabled(grad):
             out.append(gen.next_chunk_train(k, m, exit_step, cache_from=cache_from))
     return torch.cat(out, 2), gen
@@ -157,8 +171,10 @@ def distill(a: DistillArgs, progress=None) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     resume = (run / "config.json").is_file() and (run / "fake.safetensors").is_file()
     cfg, _ = read_config(a.teacher)
-    if cfg.chunk_latents < 1:
-        raise ValueError("distillation needs a causal model with chunks of at least one latent frame")
+    if a.scheme not in ("causal", "segment"):
+        raise ValueError(f"unknown scheme {a.scheme!r}: use 'causal' or 'segment'")
+    if a.scheme == "causal" and cfg.chunk_latents < 1:
+        raise ValueError("a causal student needs chunks of at least one latent frame")
     tensors = load_tensors(a.teacher)
     vae = CausalVAE(cfg.vae).to(device).requires_grad_(False).eval()
     load_into(vae, tensors, "vae", a.teacher)
@@ -169,7 +185,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
     load_into(teacher, tensors, "dit", a.teacher)
     teacher.requires_grad_(False).eval()
     student, fake = copy.deepcopy(teacher).requires_grad_(True), copy.deepcopy(teacher).requires_grad_(True)
-    scfg = dataclasses.replace(cfg, scheme="causal", sampler="x0", steps=a.student_steps)
+    scfg = dataclasses.replace(cfg, scheme=a.scheme, sampler="x0", steps=a.student_steps)
     step_n = 0
     if resume:
         load_into(student, load_tensors(run), "dit", str(run))
@@ -186,7 +202,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
         common.load_optimizer_tensors(opt_s, names_s, st)
         common.load_optimizer_tensors(opt_f, names_f, st)
 
-    n_lat = 1 + a.chunks * cfg.chunk_latents
+    n_lat = rollout_latents(scfg, a.chunks)
     clips = ClipDataset(a.data, 1 + (n_lat - 1) * cfg.vae.temporal, maps=list(TRAIN), seed=a.seed + rank,
                         part=(rank, world))
     amp = common.autocast(device)
@@ -226,7 +242,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
                                   seed=seed, self_rollout=a.self_rollout, errors=errors, grad=update_student)
             # the teacher and the fake score see the rollout's own actions and integrated poses
             step, pl = clip_conditions(scfg, gen.keys[None], gen.mouse[None], gen.poses[None, :gen.n_latents],
-                                       (gen.height, gen.width), "causal", device, scfg.chunk_latents, 1, a.batch)
+                                       (gen.height, gen.width), a.scheme, device, scfg.chunk_latents, 1, a.batch)
             z0 = z[:, :, :1]
             lf = fake_loss(fake, x0_gen, z0, ctx, step, pl)
         opt_f.zero_grad(set_to_none=True)
