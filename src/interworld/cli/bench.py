@@ -91,9 +91,10 @@ def run(args) -> int:
     if args.offload and not args.device.startswith("cuda"):
         raise UsageError("--offload streams weights to a GPU: use it with --device cuda")
     decode = args.decode or ("separate" if args.parallel else "inline")
-    if decode == ("overlap" if args.parallel else "separate"):
-        raise UsageError("--decode separate needs --parallel (several GPUs); overlap is for one device"
-                         if decode == "separate" else "--parallel decodes separate or inline")
+    if decode == "separate" and not args.parallel:
+        raise UsageError("--decode separate needs --parallel (several GPUs); on one device use inline or overlap")
+    if decode == "overlap" and args.parallel:
+        raise UsageError("--parallel decodes separate or inline; overlap is for one device")
     if args.parallel and (args.compile or args.offload):
         raise UsageError("--parallel does not take --compile or --offload yet: measure those on one GPU")
     kw = dict(device=args.device, dtype=dtype, steps=args.steps, warmup=args.warmup, iters=args.iters,

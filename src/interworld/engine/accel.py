@@ -16,7 +16,6 @@ the reference paths stay the same, and each can be switched on alone to measure 
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import torch
 import torch.nn as nn
@@ -95,10 +94,10 @@ class BlockOffload:
         self.blocks = dit_blocks(model)
         pin = self.device.type == "cuda" and torch.cuda.is_available()
         block_params = {id(p) for b in self.blocks for p in b.parameters()}
-        for name, p in model.named_parameters():  # the rest lives on the device
+        for p in model.parameters():  # the rest lives on the device
             if id(p) not in block_params:
                 p.data = p.data.to(self.device)
-        for name, buf in model.named_buffers():
+        for buf in model.buffers():
             buf.data = buf.data.to(self.device)
         # host copies of each block's tensors, pinned so that copies can run asynchronously
         self.host = [[(p, (p.data.cpu().pin_memory() if pin else p.data.cpu())) for p in b.parameters()]
@@ -169,8 +168,5 @@ def accelerate(model: nn.Module, *, compile: str | None = None, quantize: str | 
 
         apply_quantization(model, quantize)
     if compile:
-        if not hasattr(torch, "compile"):
-            warnings.warn("this torch has no torch.compile; running eagerly", stacklevel=2)
-        else:
-            compile_blocks(model, compile)
+        compile_blocks(model, compile)
     return BlockOffload(model, offload) if offload else None

@@ -4,8 +4,7 @@ A worker thread decodes the chunks in order, on its own CUDA stream, while the c
 thread goes on to generate the next chunk: the GPU runs the two side by side wherever one
 alone leaves it idle (launch gaps, small kernels). The cost is one chunk of extra latency
 when the decode is the longer of the two; at most one chunk waits, so the slower side sets
-the pace instead of a queue growing without bound. On a CPU the thread overlaps the same way, each
-side with its own math threads.
+the pace instead of a queue growing without bound. On a CPU the two threads share the cores.
 """
 
 from __future__ import annotations

@@ -167,6 +167,8 @@ def fit(a: FitArgs, progress=None) -> Path:
     stop = False
     mem_rng = random.Random(a.seed * 1000 + rank)
     query_from = a.latents - (cfg.chunk_latents if scheme == "causal" else min(cfg.new_latents, a.latents - 1))
+    # memory frames no further from the query than the generator will place them (memory_max_gap)
+    mem_window = max(1, (cfg.memory_max_gap or 128) - query_from)
     while step < a.steps and not stop:
         use_memory = a.kind == "world" and a.memory > 0 and mem_rng.random() < a.memory
         b = data.sample(a.batch, memory=cfg.memory_latents) if use_memory else data.sample(a.batch)
@@ -178,7 +180,8 @@ def fit(a: FitArgs, progress=None) -> Path:
                 loss, metrics = vae_loss(wrapped["vae"], b["frames"], device)
             else:
                 mem = (data.memory(b["start"], cfg.memory_latents, query_from,
-                                   view_frustum(cfg.kinematics, data.height, data.width)) if use_memory else None)
+                                   view_frustum(cfg.kinematics, data.height, data.width), window=mem_window)
+                       if use_memory else None)
                 batch = WorldBatch(None, b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * a.batch,
                                    latents=b["latents"], size=(data.height, data.width), memory=mem)
                 loss, metrics = world_loss(wrapped["dit"], vae, wrapped.get("text"), batch, cfg, scheme, device,
