@@ -166,6 +166,7 @@ def fit(a: FitArgs, progress=None) -> Path:
         m.train()
     stop = False
     mem_rng = random.Random(a.seed * 1000 + rank)
+    last_val: dict = {}
     query_from = a.latents - (cfg.chunk_latents if scheme == "causal" else min(cfg.new_latents, a.latents - 1))
     # memory frames no further from the query than the generator will place them (memory_max_gap)
     mem_window = max(1, (cfg.memory_max_gap or 128) - query_from)
@@ -205,14 +206,15 @@ def fit(a: FitArgs, progress=None) -> Path:
         if progress and common.is_main() and step % a.log_every == 0:
             progress(step, a.steps, {k: float(v) for k, v in last.items()})
         if step % a.val_every == 0:
-            validate()
+            last_val = validate()
         if step % a.ckpt_every == 0:
             checkpoint()
         if world == 1 or step % a.log_every == 0:  # every rank must stop at the same step, or DDP hangs
             stop = common.agree(budget.done(), device)
     if a.kind == "vae":  # the DiT trains on unit-scale latents
         set_latent_stats(vae, data.fixed(16, seed=2)["frames"], device)
-    final = validate()
+    # the last step may just have been validated (the VAE's latent statistics change after the loop)
+    final = last_val if (a.kind == "world" and last_val and step % a.val_every == 0) else validate()
     checkpoint({**final, "elapsed_s": budget.elapsed()})
     if world > 1:
         torch.distributed.barrier()
