@@ -117,7 +117,6 @@ def test_gpu_cuda_graphs_stream_the_same_latents():
 
 
 def test_generate_speed_options(tmp_path, capsys):
-    import numpy as np
     from PIL import Image
 
     from interworld.cli.main import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from interworld.cli.speed import add_speed_args
+from interworld.cli.speed import add_speed_args, check_speed_args
 
 HELP = """\
 Measure the streaming generator stage by stage: each denoising step, the KV-cache update,
@@ -88,8 +88,7 @@ def run(args) -> int:
             check_baseline(args.preset, baseline, device=args.device, dtype=dtype, steps=args.steps, **shape)
         except ValueError as e:
             raise UsageError(f"--compare {args.compare}: {e}") from None
-    if args.offload and not args.device.startswith("cuda"):
-        raise UsageError("--offload streams weights to a GPU: use it with --device cuda")
+    check_speed_args(args)
     decode = args.decode or ("separate" if args.parallel else "inline")
     if decode == "separate" and not args.parallel:
         raise UsageError("--decode separate needs --parallel (several GPUs); on one device use inline or overlap")

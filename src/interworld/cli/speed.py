@@ -26,12 +26,19 @@ def build_device(args) -> str:
     return "cpu" if getattr(args, "offload", False) else args.device
 
 
+def check_speed_args(args) -> None:
+    """What can be refused before any model is built."""
+    from interworld.cli.main import UsageError
+
+    if getattr(args, "offload", False) and not args.device.startswith("cuda"):
+        raise UsageError("--offload streams weights to a GPU: use it with --device cuda")
+
+
 def apply_speed_args(world, args):
     from interworld.cli.main import UsageError
 
+    check_speed_args(args)
     offload = getattr(args, "offload", False)
-    if offload and not args.device.startswith("cuda"):
-        raise UsageError("--offload streams weights to a GPU: use it with --device cuda")
     try:
         return world.accelerate(compile=args.compile, quantize=args.quantize,
                                 offload=args.device if offload else None, attention=args.attention)

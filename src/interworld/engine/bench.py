@@ -154,13 +154,6 @@ def _build_world(cfg: ModelConfig, scheme: str, dev: torch.device, dtype, steps:
     return World.from_config(cfg, device=str(dev), dtype=dtype, scheme=scheme, steps=steps, memory=memory)
 
 
-def _quantize(world, quantize: str | None) -> None:
-    if quantize:
-        from interworld.engine.quantize import quantize as apply_quantization
-
-        apply_quantization(world.dit, quantize)
-
-
 def speed_label(compile: str | None = None, quantize: str | None = None, attention: str = "auto",
                 offload: bool = False, light_decoder: float | None = None) -> str:
     """What the run changed from the eager baseline, for the table's title."""
@@ -335,7 +328,7 @@ def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: tor
         if ranks.decode_rank is not None:
             broadcast_module(world.vae, 0)
         broadcast_module(world.dit, 0, ranks.dit_group)  # replicas equal however each was built
-        _quantize(world, quantize)
+        world.accelerate(quantize=quantize)
         parallelize_sequence(world.dit, ranks.dit_group)
         sync = device_sync(dev)
         t_reset = time.perf_counter()

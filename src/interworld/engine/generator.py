@@ -273,7 +273,7 @@ class Generator:
             self._append(x0)
         else:
             x0 = self._segment_chunk(new_ids, exit_step=exit_step)
-            self._append((x0 if cache_from is None else cache_from(x0)).detach())
+            self._append(x0 if cache_from is None else cache_from(x0))
         return x0
 
     def _sample(self, denoise, n_new: int, exit_step: int | None = None) -> torch.Tensor:

@@ -36,13 +36,6 @@ def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
     return torch.cat([ang.cos(), ang.sin()], dim=-1).float()
 
 
-def token_mask(frame_mask: torch.Tensor | None, q_tokens: int, k_tokens: int) -> torch.Tensor | None:
-    """Expand a frame-level boolean mask [Fq, Fk] to tokens [Fq*q_tokens, Fk*k_tokens]."""
-    if frame_mask is None or bool(frame_mask.all()):
-        return None  # no mask: lets SDPA pick flash / cuDNN kernels
-    return frame_mask.repeat_interleave(q_tokens, 0).repeat_interleave(k_tokens, 1)
-
-
 class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, qk_norm: bool, eps: float):
         super().__init__()
