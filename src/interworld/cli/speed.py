@@ -14,7 +14,8 @@ def add_speed_args(p, offload: bool = True) -> None:
                    help="torch.compile the DiT blocks; MODE: default, reduce-overhead (adds CUDA graphs) or "
                         "max-autotune-no-cudagraphs. The first chunks are slow while it compiles")
     g.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
-                   help="SDPA backend for the DiT (default: auto, PyTorch's choice per call)")
+                   help="SDPA backend tried first for the DiT; calls it has no kernel for fall to the others "
+                        "(default: auto, PyTorch's choice per call)")
     if offload:  # not for play: its sessions share one DiT, and the offload hooks serve one stream at a time
         g.add_argument("--offload", action="store_true",
                        help="keep the DiT blocks in host memory and stream them to the GPU one by one "

@@ -6,8 +6,8 @@ the reference paths stay the same, and each can be switched on alone to measure 
 * `compile_blocks`: torch.compile of every transformer block (all blocks share one
   compiled graph: they have the same code), in the eager model's place. `reduce-overhead`
   adds CUDA graphs; `max-autotune-no-cudagraphs` tunes kernels without them.
-* `attention_backend`: pins scaled_dot_product_attention to one backend (cuDNN, flash,
-  efficient or math) instead of letting PyTorch choose per call.
+* `attention_backend`: puts one backend of scaled_dot_product_attention (cuDNN, flash,
+  efficient or math) first, instead of PyTorch's own order.
 * `BlockOffload`: keeps the blocks' weights in host memory and copies each block to the
   GPU just before it runs, the next one on a side stream while this one computes, for
   cards too small for the whole model.
@@ -36,15 +36,25 @@ def compile_blocks(model: nn.Module, mode: str = "default", fallback: bool = Tru
     failing, so a long training run never dies on a compiler error."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
-    if fallback:
-        import torch._dynamo as dynamo
+    import torch._dynamo as dynamo
 
+    blocks = dit_blocks(model)
+    # One code object serves every block, so each variant is one more cache entry: blocks with
+    # and without the action module, with and without a KV-cache prefix, each cache length while
+    # the window fills, training and inference. Past the default limit (8) dynamo silently runs
+    # the rest eagerly. Shapes stay static (dynamic=False): symbolic token counts broke inductor
+    # in training (torch 2.11, an unresolved size symbol) and there are few distinct lengths.
+    dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, 64)
+    dynamo.config.accumulated_recompile_limit = max(dynamo.config.accumulated_recompile_limit, 64 * len(blocks))
+    if fallback:
         dynamo.config.suppress_errors = True
-    for block in dit_blocks(model):
+    else:  # tests: hitting the limit (eager after all) is an error too
+        dynamo.config.fail_on_recompile_limit_hit = True
+    for block in blocks:
         if mode == "reduce-overhead":
-            block.forward = _graphed(torch.compile(block.forward, mode=mode))
+            block.forward = _graphed(torch.compile(block.forward, mode=mode, dynamic=False))
         else:
-            block.compile(mode=mode)
+            block.compile(mode=mode, dynamic=False)
     return model
 
 
@@ -76,7 +86,11 @@ def attention_backend(name: str = "auto"):
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    return sdpa_kernel(getattr(SDPBackend, _BACKENDS[name]))
+    # The named backend first, then the others: a backend that has no kernel for some call
+    # (cuDNN refused the mg3-5b causal bench's masked attention on an H200, torch 2.11) hands
+    # that call on instead of failing the whole run.
+    order = [name] + [n for n in _BACKENDS if n != name]
+    return sdpa_kernel([getattr(SDPBackend, _BACKENDS[n]) for n in order], set_priority=True)
 
 
 class BlockOffload:
