@@ -108,3 +108,34 @@ def test_kl_and_sampling():
     g = torch.Generator().manual_seed(0)
     s = v.encode(x, sample=True, generator=g)
     assert s.shape == mu.shape and not torch.equal(s, mu)
+
+
+@pytest.mark.parametrize("history", [0, 1, 3])
+def test_decoding_after_a_history_gives_the_tail_of_the_whole_decode(history):
+    # how long streams are validated and the decoder is fine-tuned: the history only sets the state
+    from interworld.models.vae import decode_after, frames_after
+
+    v = _vae("tiny")
+    with torch.no_grad():
+        z = v.encode(_video(v.cfg, latents=5))
+        whole = v.decode(z)
+        tail = decode_after(v, z, history)
+    assert torch.allclose(tail, frames_after(whole, history, v.cfg.temporal), atol=1e-5)
+    assert tail.shape[2] == whole.shape[2] - (1 + (history - 1) * v.cfg.temporal if history else 0)
+
+
+def test_stream_latents_are_a_long_encoding_after_a_start_image():
+    from interworld.train.world import stream_latents
+
+    v = _vae("tiny")
+    video = _video(v.cfg, latents=6)  # [1, 3, T, H, W] in [-1, 1]
+    frames = ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().byte()[None]  # [1, T, H, W, 3] uint8
+    tr, lead = v.cfg.temporal, 2
+    z, history = stream_latents(v, frames, lead)
+    with torch.no_grad():
+        seq = v.normalize(v.encode(frames.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1)))
+        img = v.normalize(v.encode(frames[:, lead * tr:lead * tr + 1].permute(0, 4, 1, 2, 3).float().div(127.5).sub(1)))
+    assert z.shape[2] == 6 - lead and history.shape[2] == lead + 1
+    assert torch.allclose(z[:, :, 0], img[:, :, 0], atol=1e-6)  # the clip's first frame, alone
+    assert torch.allclose(z[:, :, 1:], seq[:, :, lead + 1:], atol=1e-6)  # the rest: the long encoding
+    assert torch.allclose(history, seq[:, :, :lead + 1], atol=1e-6)

@@ -52,7 +52,11 @@ def add_parser(sub):
                         "overlap from earlier in the episode, so the model learns to use memory (default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gap", type=int, default=4, help="pose: frames between the two inputs (default 4)")
-    p.add_argument("--width", type=float, default=0.5, help="decoder: width of the light decoder (default 0.5)")
+    p.add_argument("--width", type=float, default=0.5,
+                   help="decoder: width of the light decoder (default 0.5; 1: fine-tune the full decoder)")
+    p.add_argument("--history", type=int, default=0, metavar="N",
+                   help="decoder: latent frames decoded before the trained ones, without gradients, so the "
+                        "decoder learns the middle of long streams, not only their start (default 0; try 12)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -73,7 +77,7 @@ def run(args) -> int:
             raise UsageError("train decoder needs --init: the world (or VAE) checkpoint whose decoder to lighten")
         with step_bar("train decoder", args.steps, "loss", args.quiet) as update:
             out = train_decoder(args.init, args.data, args.out, width=args.width, steps=args.steps, batch=args.batch,
-                                latents=args.latents, lr=args.lr, time_limit=args.time_limit, device=args.device,
+                                latents=args.latents, history=args.history, lr=args.lr, time_limit=args.time_limit, device=args.device,
                                 seed=args.seed, progress=lambda s, n, loss: update(s, loss))
         print(f"checkpoint with the light decoder in {out}")
         return 0

@@ -74,9 +74,10 @@ def _finite(x: float) -> float | str:
 
 
 def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps: int, seed: int, cfg=None,
-                   scheme: str | None = None) -> dict:
+                   scheme: str | None = None, lead: int = 12) -> dict:
     """Next-chunk PSNR/SSIM with real context, at `windows` places along the clip, beside the
-    repeat-last floor (world None: the floor alone, for `cfg` and `scheme`)."""
+    repeat-last floor (world None: the floor alone, for `cfg` and `scheme`). Up to `lead` latents
+    of the frames before a window are encoded and decoded first (`stream_latents`)."""
     from interworld.train.world import WorldBatch, teacher_forced_prediction
 
     cfg = world.cfg if world is not None else cfg
@@ -85,10 +86,13 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
     chunk = cfg.chunk_latents if scheme == "causal" else cfg.new_latents
     T = 1 + (context_latents + chunk - 1) * tr
     n = len(clip["frames"])
-    starts = np.linspace(0, n - T, num=max(1, windows)).astype(int) if n >= T else []
+    # window starts on latent boundaries, so that the frames before one (up to `lead` latents of
+    # them) put the encoder and decoder in a long stream's state, as in training and generation
+    starts = (np.linspace(0, n - T, num=max(1, windows)) // tr * tr).astype(int) if n >= T else []
     out = {"psnr": [], "ssim": [], "repeat_psnr": [], "repeat_ssim": []}
     for s in starts:
         s = int(s)
+        k = min(s, lead * tr)
         keys = torch.cat([torch.zeros(1, clip["keys"].shape[1]), clip["keys"][s:s + T - 1]])
         mouse = torch.cat([torch.zeros(1, 2), clip["mouse"][s:s + T - 1]])
         frames = clip["frames"][s:s + T]
@@ -98,7 +102,8 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
             b = WorldBatch(torch.from_numpy(frames)[None], keys[None], mouse[None],
                            torch.from_numpy(clip["pose"][s:s + T])[None], [PROMPT])
             pred, _ = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, b, cfg, scheme,
-                                                world.device, context_latents=context_latents, steps=steps, seed=seed)
+                                                world.device, context_latents=context_latents, steps=steps, seed=seed,
+                                                lead=torch.from_numpy(clip["frames"][s - k:s])[None] if k else None)
             p = ((pred[0].float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
             out["psnr"].append(psnr(p, real).mean())
             out["ssim"].append(ssim(p, real).mean())

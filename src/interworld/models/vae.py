@@ -420,6 +420,21 @@ class CausalVAE(nn.Module):
         return z * self.latents_std.view(1, -1, 1, 1, 1) + self.latents_mean.view(1, -1, 1, 1, 1)
 
 
+def decode_after(vae: CausalVAE, z: torch.Tensor, history: int) -> torch.Tensor:
+    """Decode z [B, C, F, h, w] as one stream, returning only the video of latents `history` on:
+    the first ones just build the decoder's causal state, without gradients."""
+    state: dict = {}
+    if history:
+        with torch.no_grad():
+            vae._decode(z[:, :, :history], state)
+    return vae._decode(z[:, :, history:], state)
+
+
+def frames_after(video: torch.Tensor, history: int, temporal: int) -> torch.Tensor:
+    """The frames of `video` [B, 3, T, H, W] covered by its latents from `history` on."""
+    return video[:, :, 1 + (history - 1) * temporal:] if history else video
+
+
 class StreamDecoder:
     """Decodes latents chunk by chunk; the first latent frame gives 1 video frame, each later
     one `temporal` frames, and the result equals decoding everything at once."""

@@ -6,6 +6,11 @@ encoder frozen, so the latents, and the world model trained on them, stay exactl
 are: its targets are the real frames and the full decoder's output of the same latents.
 The result is a copy of the world checkpoint with the light decoder in place of the full
 one; validation reports its PSNR against the full decoder and against the real frames.
+
+With `width` 1 the full decoder itself is fine-tuned (from its own weights, on the real frames
+alone). `history` latents decoded before the trained ones, without gradients, put the decoder
+where a stream spends its time: the VAE trains on short clips, and deep into a long stream its
+encoder and decoder leave the regime they learned (docs/TRAINING.md, run 7).
 """
 
 from __future__ import annotations
@@ -19,23 +24,24 @@ import torch.nn.functional as F
 from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
 from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
-from interworld.models.vae import CausalVAE
+from interworld.models.vae import CausalVAE, decode_after, frames_after
 from interworld.train import common
 from interworld.train.vae import psnr
 from interworld.train.world import to_video
 
 
 @torch.no_grad()
-def compare(light: CausalVAE, full: CausalVAE, frames: torch.Tensor, device) -> dict:
+def compare(light: CausalVAE, full: CausalVAE, frames: torch.Tensor, device, history: int = 0) -> dict:
     video = to_video(frames.to(device))
     z = full.encode(video)
-    a, b = light.decode(z), full.decode(z)
-    return {"val_light_vs_full_psnr": psnr(a, b), "val_light_vs_real_psnr": psnr(a, video),
-            "val_full_vs_real_psnr": psnr(b, video)}
+    a, b = decode_after(light, z, history), decode_after(full, z, history)
+    real = frames_after(video, history, full.cfg.temporal)
+    return {"val_light_vs_full_psnr": psnr(a, b), "val_light_vs_real_psnr": psnr(a, real),
+            "val_full_vs_real_psnr": psnr(b, real)}
 
 
 def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int = 4000, batch: int = 8,
-                  latents: int = 3, lr: float = 5e-4, time_limit: float | None = None, device: str | None = None,
+                  latents: int = 3, history: int = 0, lr: float = 5e-4, time_limit: float | None = None, device: str | None = None,
                   seed: int = 0, log_every: int = 50, progress=None) -> Path:
     budget = common.Budget(time_limit)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -46,8 +52,11 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     load_into(full, tensors, "vae", init)
     lcfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, dec_width_scale=width))
     light = CausalVAE(lcfg.vae).to(dev)
-    # everything but the decoder is the full VAE's, frozen: the latents do not change
-    keep = {k[4:]: v for k, v in tensors.items() if k.startswith("vae.") and not k.startswith("vae.decoder.")}
+    # everything but the decoder is the full VAE's, frozen: the latents do not change.
+    # At full width the decoder starts from its own weights (a fine-tune); pruned ones start afresh.
+    finetune = width == 1.0
+    keep = {k[4:]: v for k, v in tensors.items()
+            if k.startswith("vae.") and (finetune or not k.startswith("vae.decoder."))}
     missing, unexpected = light.load_state_dict(keep, strict=False)
     if unexpected or any(not k.startswith("decoder.") for k in missing):
         raise ValueError(f"{init}: its VAE does not fit apart from the decoder (missing {missing[:4]}, "
@@ -57,7 +66,8 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     for p in trainable:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
-    T = 1 + (latents - 1) * cfg.vae.temporal
+    tr = cfg.vae.temporal
+    T = 1 + (history + latents - 1) * tr
     ds = ClipDataset(data, T, maps=list(TRAIN), seed=seed)
     try:
         val = ClipDataset(data, T, maps=list(VAL), seed=seed)
@@ -72,21 +82,30 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
         video = to_video(ds.sample(batch)["frames"].to(dev))
         for g in opt.param_groups:
             g["lr"] = common.cosine_lr(step, lr, 100, steps)
+        # a quarter of the steps decode from the start of a stream, so its first frames stay right
+        h = history if history and step % 4 else 0
+        if not h:
+            video = video[:, :, :1 + (latents - 1) * tr]
+        real = frames_after(video, h, tr)
         with torch.no_grad(), amp:
             z = full.encode(video)
-            target = full.decode(z).float()
         with amp:
-            rec = light.decode(z).float()
-        loss = F.l1_loss(rec, video) + F.mse_loss(rec, video) + F.l1_loss(rec, target)
+            rec = decode_after(light, z, h).float()
+        loss = F.l1_loss(rec, real) + F.mse_loss(rec, real)
+        if not finetune:  # a pruned decoder also learns from the full one's output
+            with torch.no_grad(), amp:
+                target = decode_after(full, z, h).float()
+            loss = loss + F.l1_loss(rec, target)
         step = common.simple_step(opt, loss, step, log, log_every, steps, progress)
     light.eval()
-    metrics = compare(light, full, val.fixed(8, seed=1)["frames"], dev) if val is not None else {}
+    metrics = compare(light, full, val.fixed(8, seed=1)["frames"], dev, history) if val is not None else {}
     log.log(step, **metrics)
     parts = {"dit": {k[4:]: v for k, v in tensors.items() if k.startswith("dit.")}, "vae": light}
     text = {k[5:]: v for k, v in tensors.items() if k.startswith("text.")}
     if text:
         parts["text"] = text
     # read_config took the model section out of meta: the rest (step, metrics) carries over
-    return save_checkpoint(run, lcfg, parts, extra={**meta, "light_decoder": {"width": width, "steps": step, **metrics}})
+    return save_checkpoint(run, lcfg, parts, extra={**meta, "light_decoder": {"width": width, "history": history, "steps": step,
+                                                                    **metrics}})
 
 

@@ -58,14 +58,19 @@ class FitArgs:
     memory: float = 0.0  # world: share of batches whose last chunk sees retrieved memory frames
 
 
+VAL_LEAD = 12  # latents of earlier frames before each validation clip: a long stream's state
+
+
 def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: str, device) -> dict:
     from interworld.train.vae import psnr
 
     b = val.fixed(8, seed=1)
-    batch = WorldBatch(b["frames"], b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * len(b["maps"]))
-    f = 1 + (b["frames"].shape[1] - 1) // cfg.vae.temporal
+    k = VAL_LEAD * cfg.vae.temporal
+    batch = WorldBatch(b["frames"][:, k:], b["keys"][:, k:], b["mouse"][:, k:], b["pose"][:, k:],
+                       [DEFAULT_PROMPT] * len(b["maps"]))
+    f = 1 + (batch.frames.shape[1] - 1) // cfg.vae.temporal
     pred, real = teacher_forced_prediction(dit, vae, text, batch, cfg, scheme, device, context_latents=f - 1,
-                                           steps=cfg.steps)
+                                           steps=cfg.steps, lead=b["frames"][:, :k])
     last_ctx = batch.frames[:, -cfg.vae.temporal - 1].to(device)  # the last real frame before the predicted ones
     repeat = last_ctx.permute(0, 3, 1, 2)[:, :, None].float().div(127.5).sub(1).expand_as(real)
     return {"val_next_chunk_psnr": psnr(pred, real), "val_repeat_last_psnr": psnr(repeat, real)}
@@ -130,7 +135,8 @@ def fit(a: FitArgs, progress=None) -> Path:
     if a.kind == "world":  # the VAE is frozen: encode every clip once
         data = LatentClips(data, vae, a.latents, device, seed=a.seed * 1000 + rank + step, amp=amp)
     try:
-        val = ClipDataset(a.data, 1 + 3 * cfg.vae.temporal, maps=list(VAL), seed=0)
+        lead = VAL_LEAD if a.kind == "world" else 0
+        val = ClipDataset(a.data, 1 + (lead + 3) * cfg.vae.temporal, maps=list(VAL), seed=0)
     except ValueError:
         val = None
     log = common.Logger(run)

@@ -10,6 +10,7 @@ used, so training and streaming compute the same function.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from interworld.engine.generator import causal_frame_mask, chunk_action_mask, me
 from interworld.models.action import action_windows
 from interworld.models.camera import latent_plucker, previous_refs
 from interworld.models.dit import Step
+from interworld.models.vae import decode_after, frames_after
 
 DEFAULT_PROMPT = "a first-person walk through a freedoom level"
 
@@ -186,20 +188,42 @@ def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, sche
 
 
 @torch.no_grad()
+def stream_latents(vae, frames: torch.Tensor, lead: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A clip's latents as a long stream has them. frames [B, T, H, W, 3]: `lead` latents' worth of
+    earlier frames (lead * temporal), then the clip. The clip's first frame is encoded alone (the
+    start image); its later latents come from one causal encoding of all of `frames`, so the
+    encoder is in the state of a long stream, as in training (train/latents.py) and generation:
+    a clip encoded from its own start gives other latents for its first few (docs/TRAINING.md,
+    run 7). Returns (clip latents [B, C, F, h, w], the latents of the lead and of the clip's first
+    frame [B, C, lead + 1, h, w]: the decoder's history before the clip's second latent), normalised."""
+    tr = vae.cfg.temporal
+    with torch.no_grad():
+        seq = vae.normalize(vae.encode(to_video(frames))).float()
+        img = vae.normalize(vae.encode(to_video(frames[:, lead * tr:lead * tr + 1]))).float()
+    return torch.cat([img, seq[:, :, lead + 1:]], 2), seq[:, :, :lead + 1]
+
+
 def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
-                              context_latents: int, steps: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                              context_latents: int, steps: int = 8, seed: int = 0,
+                              lead: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-chunk prediction with real context: encode the clip, keep the first
-    `context_latents` latent frames clean, sample the rest; returns (predicted video,
-    real video) of the predicted frames, both [B, 3, T', H, W] in [-1, 1]."""
+    `context_latents` latent frames clean, sample the rest, and decode them after the real ones;
+    returns (predicted video, real video) of the predicted frames, both [B, 3, T', H, W] in [-1, 1].
+    lead [B, k * temporal, H, W, 3]: frames before the clip, so that its latents and their decoding
+    are those of a long stream (`stream_latents`), not of a stream's first seconds."""
     from interworld.diffusion.flow import timesteps
     from interworld.diffusion.samplers import sample
 
-    f_all = 1 + (batch.frames.shape[1] - 1) // cfg.vae.temporal
+    tr = cfg.vae.temporal
+    frames = batch.frames.to(device)
+    n_lead = 0 if lead is None else lead.shape[1] // tr
+    allf = frames if lead is None else torch.cat([lead.to(device), frames], 1)
+    z, history = stream_latents(vae, allf, n_lead)
+    batch = dataclasses.replace(batch, latents=z)
+    f_all = z.shape[2]
     z, step, pl, ctx = encode_and_condition(cfg, vae, text_encoder, batch, scheme, device,
                                             f_all - context_latents, context_latents)
-    video = to_video(batch.frames.to(device))
     b, _, f, h, w = z.shape
-    tr = cfg.vae.temporal
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, z.shape[1], f - context_latents, h, w, generator=g).to(device)
     c = context_latents
@@ -212,7 +236,7 @@ def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: Mo
         return v[:, :, c:]
 
     pred = sample(cfg.sampler, denoise, x, timesteps(steps, cfg.shift))
-    full = torch.cat([z[:, :, :c], pred], 2)
-    out = vae.decode(vae.denormalize(full))
-    first = 1 + (c - 1) * tr  # video frames covered by the context latents
-    return out[:, :, first:], video[:, :, first:]
+    # decoded as the stream goes: the real latents before the prediction, then the prediction
+    stream = torch.cat([history, z[:, :, 1:c], pred], 2)
+    out = decode_after(vae, vae.denormalize(stream), history.shape[2] + c - 1)
+    return out, frames_after(to_video(frames), c, tr)
