@@ -13,7 +13,7 @@ from interworld.io.checkpoint import load_tensors, save_checkpoint
 from interworld.train.decoder import train_decoder
 
 
-def test_light_decoder_keeps_the_latents_and_loads_as_a_world(tmp_path):
+def _checkpoint_and_shards(tmp_path):
     tiny = get_preset("tiny")
     cfg = tiny.replace(vae=dataclasses.replace(tiny.vae, dec_dim=32))  # wide enough that halving shows
     w = World.from_config(cfg, seed=0)
@@ -27,6 +27,11 @@ def test_light_decoder_keeps_the_latents_and_loads_as_a_world(tmp_path):
             frames=np.clip(base + r.integers(-30, 31, (n, 32, 32, 3)), 0, 255).astype(np.uint8),
             keys=np.zeros((n, 6), np.uint8), mouse=np.zeros((n, 2), np.float32), pose=np.zeros((n, 5), np.float32),
             episode=np.zeros(n, np.int32), frame=np.arange(n, dtype=np.int32), meta={"map": m}))
+    return ck, r
+
+
+def test_light_decoder_keeps_the_latents_and_loads_as_a_world(tmp_path):
+    ck, r = _checkpoint_and_shards(tmp_path)
     out = train_decoder(str(ck), str(tmp_path / "d"), str(tmp_path / "light"), width=0.5, steps=30, batch=2,
                         device="cpu", log_every=10)
     a, b = load_tensors(ck), load_tensors(out)
@@ -38,9 +43,24 @@ def test_light_decoder_keeps_the_latents_and_loads_as_a_world(tmp_path):
     assert n_light < 0.4 * n_full  # half the widths: about a quarter of the weights
     meta = json.loads((out / "config.json").read_text())
     assert meta["model"]["vae"]["dec_width_scale"] == 0.5
-    assert np.isfinite(meta["light_decoder"]["val_light_vs_full_psnr"])
+    assert np.isfinite(meta["decoder"]["val_light_vs_full_psnr"])
     losses = [json.loads(l)["loss"] for l in (out / "log.jsonl").read_text().splitlines() if '"loss"' in l]
     assert losses[-1] < losses[0]
     lw = World.from_pretrained(str(out))
     first = lw.reset((r.random((32, 32, 3)) * 255).astype(np.uint8), "x")
     assert first.shape == (1, 32, 32, 3) and lw.step(None).shape[0] == lw.frames_per_step
+
+
+def test_full_width_fine_tunes_the_decoder_from_its_own_weights_after_a_history(tmp_path):
+    ck, _ = _checkpoint_and_shards(tmp_path)
+    a = load_tensors(ck)
+    same = load_tensors(train_decoder(str(ck), str(tmp_path / "d"), str(tmp_path / "f0"), width=1.0, steps=0,
+                                      latents=2, history=2, device="cpu"))
+    assert all(torch.equal(a[k], same[k]) for k in a)  # no step taken: the full decoder as it was
+    out = train_decoder(str(ck), str(tmp_path / "d"), str(tmp_path / "f"), width=1.0, steps=8, batch=2, latents=2,
+                        history=2, device="cpu", log_every=1)
+    b = load_tensors(out)
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("vae.decoder."))
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("vae.decoder."))
+    meta = json.loads((out / "config.json").read_text())["decoder"]
+    assert meta["width"] == 1.0 and meta["history"] == 2 and np.isfinite(meta["val_light_vs_real_psnr"])

@@ -105,7 +105,7 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     if text:
         parts["text"] = text
     # read_config took the model section out of meta: the rest (step, metrics) carries over
-    return save_checkpoint(run, lcfg, parts, extra={**meta, "light_decoder": {"width": width, "history": history, "steps": step,
-                                                                    **metrics}})
+    trained = {"width": width, "history": history, "steps": step, **metrics}
+    return save_checkpoint(run, lcfg, parts, extra={**meta, "decoder": trained})
 
 
