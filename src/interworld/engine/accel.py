@@ -46,10 +46,10 @@ def compile_blocks(model: nn.Module, mode: str = "default", fallback: bool = Tru
     # in training (torch 2.11, an unresolved size symbol) and there are few distinct lengths.
     dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, 64)
     dynamo.config.accumulated_recompile_limit = max(dynamo.config.accumulated_recompile_limit, 64 * len(blocks))
-    if fallback:
-        dynamo.config.suppress_errors = True
-    else:  # tests: hitting the limit (eager after all) is an error too
-        dynamo.config.fail_on_recompile_limit_hit = True
+    # tests (fallback=False): hitting the limit, eager after all, is an error too. Set both ways:
+    # the cache and this flag outlive the call, and a later fallback call must not inherit it.
+    dynamo.config.suppress_errors = fallback
+    dynamo.config.fail_on_recompile_limit_hit = not fallback
     for block in blocks:
         if mode == "reduce-overhead":
             block.forward = _graphed(torch.compile(block.forward, mode=mode, dynamic=False))
