@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from interworld.engine.world import World, shipped_model_dir
 from interworld.io.checkpoint import read_config
@@ -23,7 +24,7 @@ def test_the_shipped_model_is_an_8bit_world_checkpoint_under_40_mb():
 
 def test_generate_and_play_default_to_the_shipped_model():
     w = World.from_pretrained("small")  # no random_init: the shipped weights
-    first = w.reset(np.asarray(__import__("PIL.Image").Image.open("examples/start.png").convert("RGB")), "x")
+    first = w.reset(np.asarray(Image.open("examples/start.png").convert("RGB")), "x")
     assert first.shape == (1, 128, 160, 3)
     frames = w.step(None)
     assert frames.shape[1:] == (128, 160, 3) and frames.std() > 1.0  # a picture, not a flat colour

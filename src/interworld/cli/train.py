@@ -74,10 +74,11 @@ def run(args) -> int:
         from interworld.train.decoder import train_decoder
 
         if not args.init:
-            raise UsageError("train decoder needs --init: the world (or VAE) checkpoint whose decoder to lighten")
+            raise UsageError("train decoder needs --init: the world (or VAE) checkpoint whose decoder to train")
         with step_bar("train decoder", args.steps, "loss", args.quiet) as update:
             out = train_decoder(args.init, args.data, args.out, width=args.width, steps=args.steps, batch=args.batch,
-                                latents=args.latents, history=args.history, lr=args.lr, time_limit=args.time_limit, device=args.device,
+                                latents=args.latents, history=args.history, lr=args.lr,
+                                time_limit=args.time_limit, device=args.device,
                                 seed=args.seed, progress=lambda s, n, loss: update(s, loss))
         print(f"checkpoint with the light decoder in {out}")
         return 0
