@@ -201,7 +201,8 @@ class WanDiT(nn.Module):
         pt, ph, pw = cfg.patch
         gh, gw = h // ph, w // pw
         # contiguous: every block then sees the same memory layout (one compiled graph serves all)
-        tokens = self.patch_embedding(x.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2).float().contiguous()
+        tokens = self.patch_embedding(x.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
+        tokens = tokens.float().contiguous()
         e = self.time_embedding(sinusoidal_embedding(cfg.freq_dim, t).to(self.time_embedding[0].weight.dtype)).float()
         e0 = self.time_projection(e.to(self.time_projection[1].weight.dtype)).float().unflatten(-1, (6, -1))
         ctx = context if text_embedded else self.embed_text(context)

@@ -41,8 +41,8 @@ def compare(light: CausalVAE, full: CausalVAE, frames: torch.Tensor, device, his
 
 
 def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int = 4000, batch: int = 8,
-                  latents: int = 3, history: int = 0, lr: float = 5e-4, time_limit: float | None = None, device: str | None = None,
-                  seed: int = 0, log_every: int = 50, progress=None) -> Path:
+                  latents: int = 3, history: int = 0, lr: float = 5e-4, time_limit: float | None = None,
+                  device: str | None = None, seed: int = 0, log_every: int = 50, progress=None) -> Path:
     budget = common.Budget(time_limit)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(seed)

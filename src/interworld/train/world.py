@@ -197,9 +197,8 @@ def stream_latents(vae, frames: torch.Tensor, lead: int) -> tuple[torch.Tensor, 
     run 7). Returns (clip latents [B, C, F, h, w], the latents of the lead and of the clip's first
     frame [B, C, lead + 1, h, w]: the decoder's history before the clip's second latent), normalised."""
     tr = vae.cfg.temporal
-    with torch.no_grad():
-        seq = vae.normalize(vae.encode(to_video(frames))).float()
-        img = vae.normalize(vae.encode(to_video(frames[:, lead * tr:lead * tr + 1]))).float()
+    seq = vae.normalize(vae.encode(to_video(frames))).float()
+    img = vae.normalize(vae.encode(to_video(frames[:, lead * tr:lead * tr + 1]))).float()
     return torch.cat([img, seq[:, :, lead + 1:]], 2), seq[:, :, :lead + 1]
 
 
