@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Issue 6's ablations in one GPU call: every distillation variant at once on one GPU, with the
+# decoder fine-tune beside them. At the small model's size each process is bound by kernel
+# launches (one CPU core), so several share a card at little cost to each.
+#
+# Usage: scripts/distill_gpu.sh OUT_DIR SECONDS [TEACHER]
+#   records start images and actions (MAP01-18), runs the variants of $VARIANTS for SECONDS
+#   each (in parallel), then writes to OUT_DIR, each file < 16 MiB:
+#     NAME.tgz         each student's DiT in 8 bits (fp16_copy.py --only dit.) with config and log
+#     decoder.tgz      the fine-tuned VAE decoder in fp16 (--only vae.decoder.)
+# A follow-up call made at once finds everything under /tmp/runs (full checkpoints, fake scores,
+# optimizer states): run it again with the same OUT_DIR names to continue every variant.
+# Rebuild a student here: see docs/TRAINING.md, "Moving checkpoints".
+#
+# Env: VARIANTS  "name:distill args;name:args;..."  (default: issue 6's table)
+#      FRAMES (training frames to record, default 60000), DECODER (0: no decoder fine-tune)
+set -euo pipefail
+out=${1:?OUT_DIR}; secs=${2:?SECONDS}; teacher=${3:-src/interworld/assets/small}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+iw() { python3 -m interworld.cli.main "$@"; }
+data=/tmp/doom; runs=/tmp/runs
+default="causal3:--error-buffer 1024 --chunks 6;causal4:--error-buffer 1024 --chunks 6 --student-steps 4"
+default+=";no_rollout:--error-buffer 1024 --chunks 6 --no-self-rollout;no_buffer:--chunks 6"
+default+=";segment3:--error-buffer 1024 --scheme segment"
+t0=$(date +%s)
+if [ ! -d $data ]; then
+  iw record --out $data --maps $(printf 'MAP%02d ' $(seq 1 18)) --frames "${FRAMES:-60000}" --workers "$(nproc)" --quiet
+  iw record --out $data/val --maps MAP19 MAP20 --frames 4000 --workers 4 --seed 1 --quiet
+  echo "recorded in $(( $(date +%s) - t0 )) s"
+fi
+mkdir -p $runs "$out"
+IFS=';' read -ra variants <<< "${VARIANTS:-$default}"
+for v in "${variants[@]}"; do
+  name=${v%%:*}
+  # shellcheck disable=SC2086
+  iw distill --teacher "$teacher" --data $data --out $runs/$name ${v#*:} --batch 16 \
+     --time-limit "$secs" --log-every 20 --quiet > $runs/$name.out 2>&1 &
+done
+if [ "${DECODER:-1}" = 1 ]; then
+  iw train decoder --data $data --init "$teacher" --out $runs/decoder --width 1 --history 12 --batch 16 \
+     --latents 3 --lr 1e-4 --steps 100000 --time-limit "$secs" --val-every 1000 --quiet > $runs/decoder.out 2>&1 &
+fi
+fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
+echo "trained at $(( $(date +%s) - t0 )) s (failures: $fail)"
+for v in "${variants[@]}"; do
+  name=${v%%:*}
+  [ -f $runs/$name/model.safetensors ] || { tail -5 $runs/$name.out; continue; }
+  python3 "$root/scripts/fp16_copy.py" $runs/$name /tmp/pack/$name --int8 --only dit.
+  cp $runs/$name/log.jsonl $runs/$name.out /tmp/pack/$name/
+  tar czf "$out/$name.tgz" -C /tmp/pack $name
+done
+if [ -f $runs/decoder/model.safetensors ]; then
+  python3 "$root/scripts/fp16_copy.py" $runs/decoder /tmp/pack/decoder --only vae.decoder.
+  cp $runs/decoder/log.jsonl $runs/decoder.out /tmp/pack/decoder/
+  tar czf "$out/decoder.tgz" -C /tmp/pack decoder
+fi
+ls -la "$out"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `interworld eval` of several checkpoints at once on one GPU (each eval is one process, bound
+# by ViZDoom replays and kernel launches), the results packed into OUT_DIR/eval.tgz.
+#
+# Usage: scripts/eval_gpu.sh OUT_DIR POSE_MODEL NAME=CHECKPOINT[@EVAL ARGS] ...
+#   e.g. teacher=src/interworld/assets/small  teacher10=src/interworld/assets/small@--steps 10
+# A student folder from scripts/distill_gpu.sh (/tmp/runs/NAME) is evaluated with the
+# fine-tuned decoder of /tmp/runs/decoder where there is one.
+# Env: EVAL_ARGS (for every eval; default: the validation maps, 60 s, 2 cases each), EVAL_DEVICE
+set -euo pipefail
+out=${1:?OUT_DIR}; pose=${2:?POSE_MODEL}; shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+ev=/tmp/ev; mkdir -p $ev "$out"
+for spec in "$@"; do
+  name=${spec%%=*}; rest=${spec#*=}; ckpt=${rest%%@*}; args=""
+  [[ $rest == *@* ]] && args=${rest#*@}
+  if [ -f /tmp/runs/decoder/model.safetensors ] && [[ $ckpt == /tmp/runs/* ]]; then
+    python3 "$root/scripts/fp16_copy.py" "$ckpt" /tmp/full/$name --only dit.,text. --base /tmp/runs/decoder > /dev/null
+    ckpt=/tmp/full/$name
+  fi
+  # shellcheck disable=SC2086
+  python3 -m interworld.cli.main eval --checkpoint "$ckpt" --pose-model "$pose" --device "${EVAL_DEVICE:-cuda}" --out $ev/$name \
+     ${EVAL_ARGS:---cases 2} $args --quiet > $ev/$name.out 2>&1 &
+done
+fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
+echo "evaluated (failures: $fail)"
+for f in $ev/*.out; do echo "== $f"; tail -3 "$f"; done
+tar czf "$out/eval.tgz" -C $ev .
+ls -la "$out"
