@@ -15,7 +15,8 @@ where the teacher and fake score then judge the rollout bidirectionally. Each it
    student's samples each predict x0; the student moves along (x0_fake - x0_real),
    normalised by |x0 - x0_real| (DMD's weighting);
 3. the fake score learns the student's current distribution by flow matching on the
-   detached rollouts, `fake_steps` updates per student update (DMD2's two time-scales);
+   detached rollouts, `fake_steps` updates per student update (DMD2's two time-scales): the
+   student's rollout serves one, a second rollout without gradients the others;
 4. error buffer (switch): residuals x0 - x0_real go into a bounded buffer, and sampled
    residuals corrupt the context written into the cache, so the student learns to correct
    errors of the kind it makes.
@@ -230,48 +231,66 @@ def distill(a: DistillArgs, progress=None) -> Path:
         tmp.write_text(json.dumps({"step": step_n}))
         os.replace(tmp, run / "state.json")
 
-    it, stop, metrics = 0, False, {}
-    while step_n < a.steps and not stop:
+    def sample():
         b = data.sample(a.batch)
-        ctx = text([DEFAULT_PROMPT] * a.batch)
-        z = b["latents"]
-        update_student = it % a.fake_steps == a.fake_steps - 1
-        seed = (a.seed * 100003 + rank * 7919 + it * 31 + step_n) % (2**31)
+        return b["latents"], b["keys"][0].cpu(), b["mouse"][0].cpu()
+
+    def conditions(gen):  # the teacher and the fake score see the rollout's own actions and integrated poses
+        return clip_conditions(scfg, gen.keys[None], gen.mouse[None], gen.poses[None, :gen.n_latents],
+                               (gen.height, gen.width), a.scheme, device, scfg.chunk_latents, 1, a.batch)
+
+    def fake_update(x0, z0, step, pl):
         with amp:
-            x0_gen, gen = rollout(student, scfg, ctx, z, b["keys"][0].cpu(), b["mouse"][0].cpu(), chunks=a.chunks,
-                                  seed=seed, self_rollout=a.self_rollout, errors=errors, grad=update_student)
-            # the teacher and the fake score see the rollout's own actions and integrated poses
-            step, pl = clip_conditions(scfg, gen.keys[None], gen.mouse[None], gen.poses[None, :gen.n_latents],
-                                       (gen.height, gen.width), a.scheme, device, scfg.chunk_latents, 1, a.batch)
-            z0 = z[:, :, :1]
-            lf = fake_loss(fake, x0_gen, z0, ctx, step, pl)
+            lf = fake_loss(fake, x0, z0, ctx, step, pl)
         opt_f.zero_grad(set_to_none=True)
         lf.backward()
         _average_grads(fake.parameters())
         torch.nn.utils.clip_grad_norm_(fake.parameters(), 1.0)
         opt_f.step()
         metrics["fake_loss"] = lf.detach()
-        if update_student:
-            with amp:
-                ls, residual, m = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
-            opt_s.zero_grad(set_to_none=True)
-            ls.backward()
-            _average_grads(student.parameters())
-            gn = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            if math.isfinite(float(gn)):
-                opt_s.step()
-            if errors is not None:
-                errors.add(residual.permute(0, 2, 1, 3, 4).flatten(0, 1))
-            metrics.update(m)
-            step_n += 1
-            if step_n % a.log_every == 0:
-                log.log(step_n, **{k: float(v) for k, v in metrics.items()},
-                        error_buffer_frames=len(errors) if errors is not None else 0)
-                if progress and common.is_main():
-                    progress(step_n, a.steps, {k: float(v) for k, v in metrics.items()})
-            if step_n % a.ckpt_every == 0:
-                checkpoint()
-            stop = common.agree(budget.done(), device)
+
+    it, stop, metrics = 0, False, {}
+    ctx = text([DEFAULT_PROMPT] * a.batch)
+    while step_n < a.steps and not stop:
+        seed = (a.seed * 100003 + rank * 7919 + it * 31 + step_n) % (2**31)
+        # the fake score's own samples: one rollout without gradients serves its first
+        # fake_steps - 1 updates (fresh noise levels each), not one rollout per update: at
+        # this size a rollout is bound by kernel launches, and it was most of a step's time
+        if a.fake_steps > 1:
+            z, k, m = sample()
+            with amp, torch.no_grad():
+                x0_f, gen = rollout(student, scfg, ctx, z, k, m, chunks=a.chunks, seed=seed + 1,
+                                    self_rollout=a.self_rollout, errors=errors, grad=False)
+            step, pl = conditions(gen)
+            for _ in range(a.fake_steps - 1):
+                fake_update(x0_f, z[:, :, :1], step, pl)
+        z, k, m = sample()
+        with amp:
+            x0_gen, gen = rollout(student, scfg, ctx, z, k, m, chunks=a.chunks, seed=seed,
+                                  self_rollout=a.self_rollout, errors=errors, grad=True)
+        step, pl = conditions(gen)
+        z0 = z[:, :, :1]
+        fake_update(x0_gen, z0, step, pl)
+        with amp:
+            ls, residual, dm = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
+        opt_s.zero_grad(set_to_none=True)
+        ls.backward()
+        _average_grads(student.parameters())
+        gn = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        if math.isfinite(float(gn)):
+            opt_s.step()
+        if errors is not None:
+            errors.add(residual.permute(0, 2, 1, 3, 4).flatten(0, 1))
+        metrics.update(dm)
+        step_n += 1
+        if step_n % a.log_every == 0:
+            log.log(step_n, **{k: float(v) for k, v in metrics.items()},
+                    error_buffer_frames=len(errors) if errors is not None else 0)
+            if progress and common.is_main():
+                progress(step_n, a.steps, {k: float(v) for k, v in metrics.items()})
+        if step_n % a.ckpt_every == 0:
+            checkpoint()
+        stop = common.agree(budget.done(), device)
         it += 1
     checkpoint()
     if world > 1:
