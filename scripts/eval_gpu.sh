@@ -11,20 +11,23 @@ set -euo pipefail
 out=${1:?OUT_DIR}; pose=${2:?POSE_MODEL}; shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-ev=/tmp/ev; mkdir -p $ev "$out"
+pose=$(realpath "$pose"); ev=/tmp/ev; mkdir -p $ev "$out"
 for spec in "$@"; do
-  name=${spec%%=*}; rest=${spec#*=}; ckpt=${rest%%@*}; args=""
+  name=${spec%%=*}; rest=${spec#*=}; ckpt=$(realpath "${rest%%@*}"); args=""
   [[ $rest == *@* ]] && args=${rest#*@}
   if [ -f /tmp/runs/decoder/model.safetensors ] && [[ $ckpt == /tmp/runs/* ]]; then
     python3 "$root/scripts/fp16_copy.py" "$ckpt" /tmp/full/$name --only dit.,text. --base /tmp/runs/decoder > /dev/null
     ckpt=/tmp/full/$name
   fi
+  # each in its own folder: ViZDoom writes ./_vizdoom*
+  mkdir -p $ev/$name.wd; cd $ev/$name.wd
   # shellcheck disable=SC2086
   python3 -m interworld.cli.main eval --checkpoint "$ckpt" --pose-model "$pose" --device "${EVAL_DEVICE:-cuda}" --out $ev/$name \
      ${EVAL_ARGS:---cases 2} $args --quiet > $ev/$name.out 2>&1 &
+  cd - > /dev/null
 done
 fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
 echo "evaluated (failures: $fail)"
 for f in $ev/*.out; do echo "== $f"; tail -3 "$f"; done
-tar czf "$out/eval.tgz" -C $ev .
+tar czf "$out/eval.tgz" -C $ev --exclude="*.wd" .
 ls -la "$out"

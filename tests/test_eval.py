@@ -67,6 +67,15 @@ def test_replay_follows_the_script_in_the_engine():
     assert np.array_equal(p["frames"], q["frames"])  # the policy's actions replay to the same frames
 
 
+def test_replays_survive_damaging_floors():
+    """MAP19's exploring player with seed 0 walks into nukage and died within 500 frames, ending
+    the episode (so --long evals gave up); replays now run in god mode."""
+    from interworld.eval.replay import replay
+
+    r = replay("freedoom2:MAP19", None, None, seed=0, height=32, width=40, policy_frames=600)
+    assert r["frames"].shape == (601, 32, 40, 3)
+
+
 def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     from interworld.config import get_preset
     from interworld.engine.world import World

@@ -61,6 +61,9 @@ def make_game(map_id: str, height: int, width: int, seed: int = 0, monsters: boo
     g.set_episode_timeout(0)
     g.set_seed(seed % (2**31))
     g.set_mode(vzd.Mode.PLAYER)
+    # ViZDoom creates ./_vizdoom/ on init; two processes starting at once race to create it
+    # and the loser crashes, so it is made here first
+    os.makedirs("_vizdoom", exist_ok=True)
     g.init()
     return g, (h, w)
 

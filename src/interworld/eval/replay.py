@@ -16,7 +16,8 @@ from interworld.data.vizdoom_rec import _frame, engine_pose, make_game, start_ep
 
 
 class EpisodeEnded(RuntimeError):
-    """The player died (damaging floors) before the replay ended: try another seed."""
+    """The episode ended before the replay did (the player is invulnerable, so this is rare):
+    try another seed."""
 
 
 def replay(map_id: str, keys: torch.Tensor | None, mouse: torch.Tensor | None, *, seed: int = 0,
@@ -34,13 +35,16 @@ def replay(map_id: str, keys: torch.Tensor | None, mouse: torch.Tensor | None, *
         prev = engine_pose(game)
         k, dx, dy = policy.act(moved)
         game.make_action(to_buttons(k, dx, dy, skip), skip)
-        if game.is_episode_finished():  # e.g. died in a damaging floor
+        if game.is_episode_finished():
             raise EpisodeEnded(f"the episode on {map_id} ended during the replay (seed {seed})")
         moved = float(np.hypot(*(engine_pose(game)[:2] - prev[:2])))
         return k, dx, dy
 
     try:
         start_episode(game)
+        # invulnerable: minutes-long replays (--long) cross damaging floors, where a mortal
+        # player dies and ends the episode; with the HUD off the frames look the same
+        game.send_game_command("god")
         for _ in range(warmup):
             policy_step()
         frames, poses, played = [_frame(game, size)], [engine_pose(game)], []
