@@ -25,6 +25,12 @@ def test_identical_videos_are_perfect_and_noise_is_not():
     assert (ssim(noisy, v) < 0.99).all() and (ssim(_video(2), v) < 0.1).all()
 
 
+def test_long_videos_are_measured_in_batches_with_the_same_result():
+    a, b = _video(3, t=150), _video(4, t=150)  # more than two batches of frames
+    assert np.array_equal(ssim(a, b), np.concatenate([ssim(a[i:i + 1], b[i:i + 1]) for i in range(150)]))
+    assert np.array_equal(psnr(a, b), np.concatenate([psnr(a[i:i + 1], b[i:i + 1]) for i in range(150)]))
+
+
 def test_drift_is_zero_for_a_stationary_video_and_sees_blur_and_colour():
     still = np.repeat(_video(t=1), 40, 0)
     d = drift_score(still, 10)
