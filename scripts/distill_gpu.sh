@@ -43,16 +43,13 @@ if [ "${DECODER:-1}" = 1 ]; then
 fi
 fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
 echo "trained at $(( $(date +%s) - t0 )) s (failures: $fail)"
-for v in "${variants[@]}"; do
-  name=${v%%:*}
-  [ -f $runs/$name/model.safetensors ] || { tail -5 $runs/$name.out; continue; }
-  python3 "$root/scripts/fp16_copy.py" $runs/$name /tmp/pack/$name --int8 --only dit.
+pack() {  # pack NAME FP16_COPY_ARGS...: the run's tensors as fp16_copy.py selects them, its log, in one tgz
+  local name=$1; shift
+  [ -f $runs/$name/model.safetensors ] || { tail -5 $runs/$name.out; return; }
+  python3 "$root/scripts/fp16_copy.py" $runs/$name /tmp/pack/$name "$@"
   cp $runs/$name/log.jsonl $runs/$name.out /tmp/pack/$name/
   tar czf "$out/$name.tgz" -C /tmp/pack $name
-done
-if [ -f $runs/decoder/model.safetensors ]; then
-  python3 "$root/scripts/fp16_copy.py" $runs/decoder /tmp/pack/decoder --only vae.decoder.
-  cp $runs/decoder/log.jsonl $runs/decoder.out /tmp/pack/decoder/
-  tar czf "$out/decoder.tgz" -C /tmp/pack decoder
-fi
+}
+for v in "${variants[@]}"; do pack "${v%%:*}" --int8 --only dit.; done
+[ "${DECODER:-1}" = 1 ] && pack decoder --only vae.decoder.
 ls -la "$out"

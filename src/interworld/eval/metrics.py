@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,9 +12,9 @@ BATCH = 64  # frames per pass: a 5-minute video (5250 frames) at once needs 90 G
 
 
 def _batched(fn):
+    @functools.wraps(fn)
     def per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.concatenate([fn(a[i:i + BATCH], b[i:i + BATCH]) for i in range(0, max(len(a), 1), BATCH)])
-    per_frame.__doc__ = fn.__doc__
     return per_frame
 
 
