@@ -192,6 +192,36 @@ def case_decode_rank(rank, dev):
             "records": len(records), "latency_ok": all(r["t_first"] >= r["t_start"] for r in records)}
 
 
+def case_decode_flow_control(rank, dev):
+    """A decoder far slower than the leader: the leader must hold each chunk back until the
+    decoder has finished the one `depth` messages before it (send times against done times)."""
+    from interworld.config import get_preset
+    from interworld.engine.parallel import DecodeServer, LatentSender, max_chunk_latents
+    from interworld.models.vae import CausalVAE
+
+    cfg = get_preset("tiny")
+    c, _, h, w = cfg.latent_shape(1)
+    shape = (1, c, max_chunk_latents(cfg, "segment"), h, w)
+    if rank == 0:
+        sender, sent = LatentSender(1, shape, torch.device(dev), depth=2), []
+        for _ in range(8):
+            sender.send(torch.zeros(1, c, 1, h, w), time.perf_counter())
+            sent.append(time.perf_counter())
+        sender.close()
+        return {"sent": sent}
+    vae = CausalVAE(cfg.vae).to(dev).eval()
+    make = vae.stream_decoder
+
+    def slow_decoder():
+        d = make()
+        decode = d.decode
+        d.decode = lambda z: (time.sleep(0.05), decode(z))[1]
+        return d
+
+    vae.stream_decoder = slow_decoder
+    return {"done": [r["t_done"] for r in DecodeServer(vae, 0, shape, torch.device(dev)).run()]}
+
+
 def _bench(decode, dev):
     from interworld.engine.bench import run_bench_parallel
 
@@ -211,7 +241,7 @@ def case_bench_inline(rank, dev):
 
 
 CASES = [case_segment_forward, case_block_causal_forward, case_causal_streaming, case_segment_moe_streaming,
-         case_decode_rank, case_bench_separate, case_bench_inline]
+         case_decode_rank, case_decode_flow_control, case_bench_separate, case_bench_inline]
 
 
 def _worker(rank, store, out_dir, backend):
@@ -307,6 +337,14 @@ def test_decode_on_another_worker_gives_the_same_frames(cpu):
     assert d["equal"] and d["records"] == 4 and d["latency_ok"]
 
 
+def test_a_slow_decoder_holds_the_leader_back(cpu):
+    sent = _get(cpu, "case_decode_flow_control")[0]["case_decode_flow_control"]["sent"]
+    done = cpu[1]["case_decode_flow_control"]["done"]
+    assert len(done) == len(sent) == 8
+    # message k leaves only after message k - 2 is decoded (the clocks are one host's monotonic clock)
+    assert all(sent[k] >= done[k - 2] for k in range(2, 8)), (sent, done)
+
+
 def test_parallel_bench_runs(cpu):
     r = _get(cpu, "case_bench_separate")[0]
     sep, inl = r["case_bench_separate"], r["case_bench_inline"]
@@ -342,3 +380,16 @@ def test_bench_cli_compare_and_refusals(tmp_path, capsys, monkeypatch):
     assert "scheme causal there, segment here" in capsys.readouterr().err  # refused before anything runs
     assert main(args + ["--parallel"]) == 2
     assert "torchrun --nproc-per-node" in capsys.readouterr().err
+
+
+def test_pipelined_rate_is_never_faster_than_the_generator():
+    from interworld.engine.bench import pipelined_iteration
+
+    # DiT 1.95 s a chunk, decode 1.82 s: jitter makes decodes finish in bursts, one decode
+    # time apart, so the median gap alone would read 1.82 s; the chunk starts say 1.95
+    starts = [0.0, 1.95, 3.9, 5.85, 7.8, 9.75]
+    done = [3.9, 5.72, 7.9, 9.72, 11.9, 13.72]
+    assert pipelined_iteration(done, starts) == pytest.approx(1.95)
+    # decode-bound: the decoder's gaps are the rate
+    assert pipelined_iteration([2.0, 4.0, 6.0, 8.0], [0.0, 0.5, 1.0, 1.5]) == pytest.approx(2.0)
+    assert pipelined_iteration([2.0, 4.0], [0.0]) == pytest.approx(2.0)  # one measured chunk

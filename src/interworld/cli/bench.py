@@ -64,6 +64,8 @@ def add_parser(sub):
 def run(args) -> int:
     import dataclasses
     import os
+    import sys
+    import traceback
 
     import torch
     from rich.console import Console
@@ -112,12 +114,17 @@ def run(args) -> int:
             try:
                 with attention_backend(args.attention):
                     r = run_bench_parallel(args.preset, decode=decode, progress=progress, **kw)
-                if r is not None:
-                    r.speed = speed_label(quantize=args.quantize, attention=args.attention,
-                                          light_decoder=args.light_decoder)
-            finally:
-                if dist.is_initialized():
-                    dist.destroy_process_group()
+            except BaseException:
+                # a peer may be blocked in a send or receive to this rank (the decode GPU waits for
+                # latents): tearing the process group down would wait on it too. Leave at once, so
+                # that torchrun stops the other ranks (an OOM on one GPU hung a run for 9 minutes).
+                traceback.print_exc()
+                sys.stderr.flush()
+                os._exit(1)
+            if r is not None:
+                r.speed = speed_label(quantize=args.quantize, attention=args.attention,
+                                      light_decoder=args.light_decoder)
+            dist.destroy_process_group()
         else:
             r = run_bench(args.preset, progress=progress, **kw)
     if r is None:  # not rank 0 of a parallel run: rank 0 reports

@@ -276,7 +276,7 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
             worker = DecodeWorker(world.vae, dev)
             m = _measure(world.gen, n_warm, iters, sync, lambda z, a: (None, None, worker.submit(z, a) or {}), progress)
             rec = worker.close()[n_warm:]
-            iter_s = statistics.median(b["t_done"] - a["t_done"] for a, b in zip(rec, rec[1:]))
+            iter_s = pipelined_iteration([r["t_done"] for r in rec], m["t_start"])
             latencies = [r["t_first"] - r["t_start"] for r in rec]
             for st, r in zip(m["stages"], rec):
                 st["VAE decode (overlapped)"] = r["decode_s"]
@@ -366,7 +366,7 @@ def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: tor
     else:  # record 0 is the start latent; chunk i is record i + 1
         rec = everyone[ranks.decode_rank]["records"]
         measured = range(n_warm + 1, n_warm + iters + 1)
-        iter_s = statistics.median(rec[i]["t_done"] - rec[i - 1]["t_done"] for i in measured)
+        iter_s = pipelined_iteration([rec[i]["t_done"] for i in range(n_warm, n_warm + iters + 1)], m["t_start"])
         latencies = [rec[i]["t_first"] - rec[i]["t_start"] for i in measured]
         for st, i in zip(m["stages"], measured):
             st["VAE decode (decode GPU, overlapped)"] = rec[i]["decode_s"]
@@ -374,6 +374,17 @@ def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: tor
                    m["no_decode"], latencies, max(e["peak_gb"] for e in everyone), gpus=ranks.size,
                    dit_gpus=ranks.dit_size, decode="separate" if ranks.decode_rank is not None else "inline",
                    rank_peak_mem_gb=[e["peak_gb"] for e in everyone])
+
+
+def pipelined_iteration(done: list[float], starts: list[float]) -> float:
+    """Seconds per chunk when another thread or GPU decodes: the median gap between decodes
+    finishing (`done`, in order), but never less than the median gap between the generator's
+    chunk starts (`starts`). When the two stages take about as long, chunks that waited for
+    the decoder finish one decode time after the last, so the gaps alone would read the faster
+    stage's time as the rate (a 2-GPU run read 22.0 fps beside 20.5 fps of DiT alone)."""
+    gaps = statistics.median(b - a for a, b in zip(done, done[1:]))
+    periods = [b - a for a, b in zip(starts, starts[1:])]
+    return max(gaps, statistics.median(periods)) if periods else gaps
 
 
 def percentile(xs: list[float], p: float) -> float:
