@@ -208,7 +208,9 @@ def fit(a: FitArgs, progress=None) -> Path:
             metrics = {k: float(v) for k, v in metrics.items()}
             loss_avg = float(common.all_reduce_mean(torch.tensor(metrics["loss"], device=device)))
             log.log(step, **{**metrics, "loss": loss_avg, "grad_norm": float(gn), "lr": opt.param_groups[0]["lr"],
-                             "steps_per_s": a.log_every / dt})
+                             "steps_per_s": a.log_every / dt, "clips_per_s": a.log_every * a.batch * world / dt,
+                             **({"peak_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30}
+                                if device.type == "cuda" else {})})
         if progress and common.is_main() and step % a.log_every == 0:
             progress(step, a.steps, {k: float(v) for k, v in last.items()})
         if step % a.val_every == 0:
