@@ -340,7 +340,7 @@ class Generator:
             tt = torch.full((x.shape[0], x.shape[2]), float(t), device=self.device)
             expert = self._expert_for(float(t))
             name = next(n for n, e in self._experts() if e is expert)
-            step = Step(frame_pos=new_ids, keyboard=kb, mouse=ms)
+            step = Step(frame_pos=new_ids, keyboard=kb, mouse=ms, keep_kv=False)
             v, _ = expert(x, tt, self.context, step, plucker=pl, kv_prefix=self._prefix(name, mem_kv))
             return v
 
@@ -392,7 +392,7 @@ class Generator:
             full = torch.cat([context, x.to(context.dtype)], dim=2)
             tt = torch.zeros(x.shape[0], full.shape[2], device=self.device)
             tt[:, n_ctx:] = float(t)
-            step = Step(frame_pos=pos, keyboard=kb, mouse=ms, action_from=len(mem))
+            step = Step(frame_pos=pos, keyboard=kb, mouse=ms, action_from=len(mem), keep_kv=False)
             v, _ = self.dit(full, tt, self.context, step, plucker=pl)
             return v[:, :, n_ctx:]
 
@@ -462,6 +462,6 @@ def causal_reference(dit: WanDiT, cfg: ModelConfig, latents: torch.Tensor, t: to
     if pl is not None:
         pl = pl[None].expand(latents.shape[0], -1, -1, -1, -1)
     step = Step(frame_pos=ids, mask=mask.repeat_interleave(s, 0).repeat_interleave(s, 1), keyboard=kb, mouse=ms,
-                action_from=m, action_mask=amask)
+                action_from=m, action_mask=amask, keep_kv=False)
     v, _ = dit(latents, t, context, step, plucker=pl)
     return v[:, :, m:]

@@ -150,6 +150,9 @@ class Step:
     mouse: torch.Tensor | None = None
     action_from: int = 0
     action_mask: torch.Tensor | None = None
+    # return each block's (k, v): only a cache or memory pass uses them, and holding them for
+    # every block is 55 GB at a14b-moe's 66,880 tokens (a denoising step needs none of it)
+    keep_kv: bool = True
 
 
 class WanDiT(nn.Module):
@@ -194,7 +197,8 @@ class WanDiT(nn.Module):
                 text_embedded: bool = False) -> tuple[torch.Tensor, list[KV]]:
         """x [B, C, F, h, w] latents; t [B, F] timesteps in [0, 1000]; context [B, Lt, text_dim].
 
-        Returns the predicted velocity [B, C, F, h, w] and each block's (k, v) of these tokens.
+        Returns the predicted velocity [B, C, F, h, w] and each block's (k, v) of these tokens
+        (None unless step.keep_kv).
         """
         cfg = self.cfg
         b, _, f, h, w = x.shape
@@ -216,12 +220,14 @@ class WanDiT(nn.Module):
         for i, block in enumerate(self.blocks):
             step.kv_prefix = None if kv_prefix is None else kv_prefix[i]
             tokens, kv = block(tokens, e0, cos, sin, ctx, step)
-            kvs.append(kv)
+            if step.keep_kv:
+                kvs.append(kv)
+            del kv
         out = self.head(tokens, e)  # [B, L, C*pt*ph*pw]
         # Wan's unpatchify: each token's outputs are laid out (pt, ph, pw, C)
         out = out.float().reshape(b, f // pt, gh, gw, pt, ph, pw, -1)
         out = torch.einsum("bfhwpqrc->bcfphqwr", out).reshape(b, -1, f, h, w)
-        return out, kvs
+        return out, (kvs if step.keep_kv else None)
 
 
 class MoEDiT(nn.Module):

@@ -111,7 +111,7 @@ def attach_memory(cfg: ModelConfig, scheme: str, memory: dict, x: torch.Tensor, 
     if scheme == "causal":
         mask, _ = _causal_masks(f, cfg.chunk_latents, cfg.sink_latents, cfg.window_latents, 1,
                                 cfg.tokens_per_frame(*hw), str(dev), m, q)
-    step = Step(frame_pos=pos, mask=mask, keyboard=step.keyboard, mouse=step.mouse, action_from=m,
+    step = Step(frame_pos=pos, mask=mask, keyboard=step.keyboard, mouse=step.mouse, action_from=m, keep_kv=False,
                 action_mask=step.action_mask)
     if plucker is not None:
         ref = pose[:, q:q + 1].to(dev).expand(-1, m, -1)
@@ -143,7 +143,7 @@ def clip_conditions(cfg: ModelConfig, keys: torch.Tensor, mouse: torch.Tensor, l
     if scheme == "causal":
         s = cfg.tokens_per_frame(*hw)
         mask, amask = _causal_masks(f, chunk, cfg.sink_latents, cfg.window_latents, first_chunk, s, str(device))
-    return Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask), pl
+    return Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask, keep_kv=False), pl
 
 
 def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBatch, scheme: str, device,
