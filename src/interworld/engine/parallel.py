@@ -22,7 +22,9 @@ this rank needs, so the cache is never communicated, and it takes 1/N of the mem
 Decode on its own GPU: with a separate decode rank, the DiT ranks' leader sends each chunk's
 latents (`LatentSender`) and goes on with the next chunk while the last rank decodes
 (`DecodeServer`). The decode rank always has the next receive posted, so a send completes as
-soon as the data moves; the leader waits only when it is two chunks ahead of the decoder.
+soon as the data moves; the leader waits only when it is two chunks ahead of the decoder, which
+tells it through the process group's store when each chunk is decoded (NCCL alone would buffer
+the sends and let the queue, and the latency, grow).
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ class WanDiT(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, step: Step,
                 plucker: torch.Tensor | None = None, kv_prefix: list[KV] | None = None,
-                text_embedded: bool = False) -> tuple[torch.Tensor, list[KV]]:
+                text_embedded: bool = False) -> tuple[torch.Tensor, list[KV] | None]:
         """x [B, C, F, h, w] latents; t [B, F] timesteps in [0, 1000]; context [B, Lt, text_dim].
 
         Returns the predicted velocity [B, C, F, h, w] and each block's (k, v) of these tokens
