@@ -250,12 +250,16 @@ class LatentSender:
         self.pipeline, self.sent = next(_pipelines), 0
         self.store = dist.distributed_c10d._get_default_store()
 
-    def _wait(self) -> float:
-        t0 = time.perf_counter()
+    def _drain(self) -> None:
+        """Wait for the sends in flight."""
         for w in self.inflight:
             w.wait()
         self.sync()  # NCCL's wait orders the stream; this makes it a wait of the host
         self.inflight = []
+
+    def _wait(self) -> float:
+        t0 = time.perf_counter()
+        self._drain()
         if self.sent >= self.depth:
             self.store.wait([_decoded_key(self.pipeline, self.sent - self.depth)])
         return time.perf_counter() - t0
@@ -276,9 +280,7 @@ class LatentSender:
     def close(self) -> None:
         """Tell the decoder to stop (its posted receives are matched), and wait for the sends."""
         self.send(torch.zeros(self.shape[:2] + (0,) + self.shape[3:], device=self.device), time.perf_counter(), True)
-        for w in self.inflight:
-            w.wait()
-        self.sync()
+        self._drain()
 
 
 class DecodeServer:

@@ -257,16 +257,16 @@ def distill(a: DistillArgs, progress=None) -> Path:
         # fake_steps - 1 updates (fresh noise levels each), not one rollout per update: at
         # this size a rollout is bound by kernel launches, and it was most of a step's time
         if a.fake_steps > 1:
-            z, k, m = sample()
+            z, keys, mouse = sample()
             with amp, torch.no_grad():
-                x0_f, gen = rollout(student, scfg, ctx, z, k, m, chunks=a.chunks, seed=seed + 1,
+                x0_f, gen = rollout(student, scfg, ctx, z, keys, mouse, chunks=a.chunks, seed=seed + 1,
                                     self_rollout=a.self_rollout, errors=errors, grad=False)
             step, pl = conditions(gen)
             for _ in range(a.fake_steps - 1):
                 fake_update(x0_f, z[:, :, :1], step, pl)
-        z, k, m = sample()
+        z, keys, mouse = sample()
         with amp:
-            x0_gen, gen = rollout(student, scfg, ctx, z, k, m, chunks=a.chunks, seed=seed,
+            x0_gen, gen = rollout(student, scfg, ctx, z, keys, mouse, chunks=a.chunks, seed=seed,
                                   self_rollout=a.self_rollout, errors=errors, grad=True)
         step, pl = conditions(gen)
         z0 = z[:, :, :1]
