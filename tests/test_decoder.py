@@ -64,3 +64,45 @@ def test_full_width_fine_tunes_the_decoder_from_its_own_weights_after_a_history(
     assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("vae.decoder."))
     meta = json.loads((out / "config.json").read_text())["decoder"]
     assert meta["width"] == 1.0 and meta["history"] == 2 and np.isfinite(meta["val_light_vs_real_psnr"])
+
+
+def test_adaptive_weight_balances_the_gradients_at_the_last_layer():
+    from interworld.models.discriminator import adaptive_weight
+
+    w = torch.ones(3, requires_grad=True)
+    rec = (w * torch.tensor([1.0, 2.0, 2.0])).sum()  # gradient norm 3
+    adv = (w * torch.tensor([0.0, 0.0, 0.5])).sum()  # gradient norm 0.5
+    assert abs(float(adaptive_weight(rec, adv, w)) - 3 / (0.5 + 1e-4)) < 1e-3
+
+
+def test_the_discriminator_sees_each_frame_with_the_one_before():
+    from interworld.models.discriminator import PatchDiscriminator
+
+    torch.manual_seed(0)
+    d = PatchDiscriminator(dim=16)
+    v = torch.rand(2, 3, 4, 32, 32) * 2 - 1
+    out = d(v)
+    assert out.shape == (2 * 3, 1, 4, 4)
+    v2 = v.clone()
+    v2[:, :, 1] = -v2[:, :, 1]  # frame 1 enters the pairs (1, 0) and (2, 1), not (3, 2)
+    out2 = d(v2).view(2, 3, -1)
+    diff = (out2 - out.view(2, 3, -1)).abs().amax((0, 2))
+    assert diff[0] > 0 and diff[1] > 0 and diff[2] == 0
+
+
+def test_adversarial_fine_tune_trains_a_discriminator_and_only_the_decoder(tmp_path):
+    ck, _ = _checkpoint_and_shards(tmp_path)
+    a = load_tensors(ck)
+    out = train_decoder(str(ck), str(tmp_path / "d"), str(tmp_path / "g"), width=1.0, steps=40, batch=2, latents=2,
+                        history=2, device="cpu", log_every=5, adversarial=0.5, disc_start=10)
+    b = load_tensors(out)
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("vae.decoder."))
+    assert not any(k.startswith("disc") for k in b)  # the discriminator is a training aid: it does not ship
+    rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    d = [r["d_loss"] for r in rows if "d_loss" in r]
+    adv = [r for r in rows if "adv_weight" in r]
+    # 2 is the hinge loss of a discriminator that cannot tell (logits 0): it learns to tell real frames from decoded
+    assert len(d) == 8 and min(d) < 1.0
+    assert adv and all(r["step"] > 10 and r["adv_weight"] > 0 for r in adv)  # the decoder feels it after disc_start
+    meta = json.loads((out / "config.json").read_text())["decoder"]
+    assert meta["adversarial"] == 0.5 and meta["val_light_sharpness"] >= 0 and meta["val_real_sharpness"] > 0

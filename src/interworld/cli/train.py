@@ -57,6 +57,9 @@ def add_parser(sub):
     p.add_argument("--history", type=int, default=0, metavar="N",
                    help="decoder: latent frames decoded before the trained ones, without gradients, so the "
                         "decoder learns the middle of long streams, not only their start (default 0; try 12)")
+    p.add_argument("--adversarial", type=float, default=0.0, metavar="W",
+                   help="decoder: weight of a patch discriminator's loss beside L1/MSE, so the decoder draws "
+                        "texture instead of the blurred mean (default 0: off; try 0.5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -78,7 +81,7 @@ def run(args) -> int:
         with step_bar("train decoder", args.steps, "loss", args.quiet) as update:
             out = train_decoder(args.init, args.data, args.out, width=args.width, steps=args.steps, batch=args.batch,
                                 latents=args.latents, history=args.history, lr=args.lr,
-                                time_limit=args.time_limit, device=args.device,
+                                time_limit=args.time_limit, device=args.device, adversarial=args.adversarial,
                                 seed=args.seed, progress=lambda s, n, loss: update(s, loss))
         print(f"checkpoint with the light decoder in {out}")
         return 0

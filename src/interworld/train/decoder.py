@@ -11,6 +11,12 @@ With `width` 1 the full decoder itself is fine-tuned (from its own weights, on t
 alone). `history` latents decoded before the trained ones, without gradients, put the decoder
 where a stream spends its time: the VAE trains on short clips, and deep into a long stream its
 encoder and decoder leave the regime they learned (docs/TRAINING.md, run 7).
+
+`adversarial` > 0 adds a patch discriminator (models/discriminator.py) whose hinge loss, balanced
+against the reconstruction loss at the decoder's last layer and scaled by `adversarial`, makes
+the decoder draw texture where L1/MSE alone draw the blurred mean (docs/TRAINING.md, run 9).
+The discriminator learns alone for the first `disc_start` steps. Validation then also reports
+sharpness (variance of the Laplacian, eval/drift.py) of the decoded and the real frames.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch.nn.functional as F
 from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
 from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
+from interworld.models.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
 from interworld.models.vae import CausalVAE, decode_after, frames_after
 from interworld.train import common
 from interworld.train.vae import psnr
@@ -37,12 +44,22 @@ def compare(light: CausalVAE, full: CausalVAE, frames: torch.Tensor, device, his
     a, b = decode_after(light, z, history), decode_after(full, z, history)
     real = frames_after(video, history, full.cfg.temporal)
     return {"val_light_vs_full_psnr": psnr(a, b), "val_light_vs_real_psnr": psnr(a, real),
-            "val_full_vs_real_psnr": psnr(b, real)}
+            "val_full_vs_real_psnr": psnr(b, real), "val_light_sharpness": _sharpness(a),
+            "val_full_sharpness": _sharpness(b), "val_real_sharpness": _sharpness(real)}
+
+
+def _sharpness(video: torch.Tensor) -> float:
+    """eval/drift.py's sharpness of a video [B, 3, T, H, W] in [-1, 1]."""
+    from interworld.eval.drift import sharpness
+
+    v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 4, 1)
+    return sharpness(v.reshape(-1, *v.shape[2:]).cpu().numpy())
 
 
 def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int = 4000, batch: int = 8,
                   latents: int = 3, history: int = 0, lr: float = 5e-4, time_limit: float | None = None,
-                  device: str | None = None, seed: int = 0, log_every: int = 50, progress=None) -> Path:
+                  device: str | None = None, seed: int = 0, log_every: int = 50, progress=None,
+                  adversarial: float = 0.0, disc_start: int = 200) -> Path:
     budget = common.Budget(time_limit)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(seed)
@@ -66,6 +83,11 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     for p in trainable:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    disc = d_opt = None
+    if adversarial > 0:
+        disc = PatchDiscriminator().to(dev)
+        d_opt = torch.optim.AdamW(disc.parameters(), lr=2 * lr, betas=(0.5, 0.9), weight_decay=0.0)
+        last = light.decoder.head[1].weight  # where the two losses' gradients are balanced
     tr = cfg.vae.temporal
     T = 1 + (history + latents - 1) * tr
     ds = ClipDataset(data, T, maps=list(TRAIN), seed=seed)
@@ -96,6 +118,26 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
             with torch.no_grad(), amp:
                 target = decode_after(full, z, h).float()
             loss = loss + F.l1_loss(rec, target)
+        if disc is None:
+            step = common.simple_step(opt, loss, step, log, log_every, steps, progress)
+            continue
+        with amp:
+            d_loss = d_hinge_loss(disc(real).float(), disc(rec.detach()).float())
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+        extra = {"d_loss": float(d_loss.detach())} if (step + 1) % log_every == 0 else {}
+        if step >= disc_start:
+            disc.requires_grad_(False)
+            with amp:
+                g = g_hinge_loss(disc(rec).float())
+            disc.requires_grad_(True)
+            wt = adversarial * adaptive_weight(loss, g, last)
+            if extra:
+                extra.update(rec=float(loss.detach()), g_adv=float(g.detach()), adv_weight=float(wt))
+            loss = loss + wt * g
+        if extra:
+            log.log(step + 1, **extra)
         step = common.simple_step(opt, loss, step, log, log_every, steps, progress)
     light.eval()
     metrics = compare(light, full, val.fixed(8, seed=1)["frames"], dev, history) if val is not None else {}
@@ -105,7 +147,7 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     if text:
         parts["text"] = text
     # read_config took the model section out of meta: the rest (step, metrics) carries over
-    trained = {"width": width, "history": history, "steps": step, **metrics}
+    trained = {"width": width, "history": history, "steps": step, "adversarial": adversarial, **metrics}
     return save_checkpoint(run, lcfg, parts, extra={**meta, "decoder": trained})
 
 

@@ -1,0 +1,51 @@
+"""A patch discriminator for the VAE decoder's adversarial fine-tune (`train decoder --adversarial`).
+
+L1/MSE reconstruction alone makes the decoder predict the mean of what a latent could be: at 8x
+spatial compression that is a blur (docs/TRAINING.md, run 9). Wan's and Matrix-Game's VAEs are
+sharp because their decoders also learn against a discriminator; this is the small version.
+
+The discriminator judges overlapping patches (each logit sees 38x38 pixels) of a frame
+stacked with the frame before it, so it also penalises flicker between frames that a
+per-frame discriminator could not see. Hinge losses, as in VQGAN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PatchDiscriminator(nn.Module):
+    def __init__(self, dim: int = 64, layers: int = 3):
+        super().__init__()
+        mods: list[nn.Module] = [nn.Conv2d(6, dim, 4, 2, 1), nn.LeakyReLU(0.2)]
+        c = dim
+        for _ in range(layers - 1):
+            mods += [nn.Conv2d(c, 2 * c, 4, 2, 1), nn.GroupNorm(8, 2 * c), nn.LeakyReLU(0.2)]
+            c *= 2
+        mods += [nn.Conv2d(c, 1, 3, 1, 1)]
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """video [B, 3, T, H, W] in [-1, 1], T >= 2 -> patch logits [B * (T-1), 1, h, w]."""
+        b, c, t, h, w = video.shape
+        pairs = torch.cat([video[:, :, 1:], video[:, :, :-1]], 1)  # each frame with its predecessor
+        return self.net(pairs.transpose(1, 2).reshape(b * (t - 1), 2 * c, h, w))
+
+
+def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    return -fake_logits.mean()
+
+
+def adaptive_weight(rec_loss: torch.Tensor, adv_loss: torch.Tensor, last: torch.Tensor, cap: float = 1e4) -> torch.Tensor:
+    """VQGAN's balance: scale the adversarial term so that its gradient at the decoder's last
+    layer is as large as the reconstruction's; the discriminator can then neither be ignored nor
+    take over, whatever the losses' scales."""
+    g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
+    g_adv = torch.autograd.grad(adv_loss, last, retain_graph=True)[0]
+    return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0, cap).detach()
