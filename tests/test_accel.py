@@ -81,6 +81,33 @@ def test_block_offload_gives_the_same_output_and_holds_at_most_two_blocks():
     assert torch.equal(_stream(dit, cfg, chunks=3), ref)  # undone: the plain model again
 
 
+def test_offload_releases_8_bit_weights_whole_and_matches_the_quantized_model():
+    # 8-bit weights are tensor subclasses: swapping their `.data`, as the offloader once did, left
+    # the values and scales inside in place, so a "released" block still held its weights (and on
+    # a GPU ran with them still on the host)
+    pytest.importorskip("torchao")
+    from interworld.engine.accel import _leaves
+    from interworld.engine.quantize import quantize
+
+    cfg = get_preset("tiny").replace(num_layers=3, chunk_latents=1, sink_latents=1, window_latents=2, steps=2,
+                                     sampler="euler")
+    dit = quantize(_trained_like(cfg), "int8")
+    ref = _stream(dit, cfg, chunks=3)
+    off = BlockOffload(dit, "cpu")
+    assert all(leaf.numel() == 0 for b in dit.blocks for p in b.parameters() for leaf in _leaves(p))
+    assert torch.equal(_stream(dit, cfg, chunks=3), ref) and off.max_resident == 2
+    assert any(len(_leaves(h)) > 1 for _, _, h in off.host[0])  # the quantized weights travelled as such
+
+
+def test_offloaded_prefix_pieces_are_joined_on_the_device():
+    from interworld.engine.accel import KVParts, _to_device
+
+    a, b = (torch.randn(1, 3, 2, 4), torch.randn(1, 3, 2, 4)), (torch.randn(1, 5, 2, 4), torch.randn(1, 5, 2, 4))
+    k, v = _to_device(KVParts([a, b]), torch.device("cpu"))
+    assert torch.equal(k, torch.cat([a[0], b[0]], 1)) and torch.equal(v, torch.cat([a[1], b[1]], 1))
+    assert _to_device(a, torch.device("cpu"))[0] is a[0] and _to_device(None, torch.device("cpu")) is None
+
+
 def test_offload_and_compile_are_refused_together():
     with pytest.raises(ValueError, match="do not go together"):
         accelerate(build_dit(get_preset("tiny")), compile="default", offload="cpu")
@@ -106,8 +133,13 @@ def test_gpu_offload_lowers_peak_memory_and_matches():
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     BlockOffload(dit, "cuda")
-    out = _stream(dit, cfg, chunks=2).float()
+    gen = Generator(dit, cfg, torch.randn(1, 4, cfg.text_dim, generator=torch.Generator().manual_seed(1)),
+                    scheme="causal", seed=3)
+    with torch.no_grad():
+        out = torch.cat(_run(gen, chunks=2), 2).float()
     assert torch.allclose(out, ref, atol=1e-2)
+    # the keys and values for the cache came back to the host; the prefix went in block by block
+    assert all(k.device.type == "cpu" for kvs in gen.cache.kv.values() for k, _ in kvs)
     blocks = sum(p.numel() * 2 for p in _trained_like(cfg).blocks.parameters())
     assert torch.cuda.max_memory_allocated() < blocks  # never the whole set of blocks at once
 

@@ -8,9 +8,9 @@ the reference paths stay the same, and each can be switched on alone to measure 
   adds CUDA graphs; `max-autotune-no-cudagraphs` tunes kernels without them.
 * `attention_backend`: puts one backend of scaled_dot_product_attention (cuDNN, flash,
   efficient or math) first, instead of PyTorch's own order.
-* `BlockOffload`: keeps the blocks' weights in host memory and copies each block to the
-  GPU just before it runs, the next one on a side stream while this one computes, for
-  cards too small for the whole model.
+* `BlockOffload`: keeps the blocks' weights, and the keys and values they attend to, in host
+  memory and copies each block to the GPU just before it runs, the next one on a side stream
+  while this one computes, for cards too small for the whole model.
 """
 
 from __future__ import annotations
@@ -93,18 +93,48 @@ def attention_backend(name: str = "auto"):
     return sdpa_kernel([getattr(SDPBackend, _BACKENDS[n]) for n in order], set_priority=True)
 
 
+class KVParts(list):
+    """A block's attention prefix (memory frames, then the cache) as (k, v) pieces in host memory.
+    The offloader's pre-hook copies them to the device and joins them there, so host memory is
+    never spent on a joined copy and only the running block's keys and values are on the GPU."""
+
+
+def _leaves(t: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors holding `t`'s data: `t` itself, or a tensor subclass's inner tensors
+    (torchao's 8-bit weights keep their values and scales in two)."""
+    if hasattr(t, "__tensor_flatten__"):
+        names, _ = t.__tensor_flatten__()
+        return [leaf for n in names for leaf in _leaves(getattr(t, n))]
+    return [t]
+
+
+def _to_device(kv, device: torch.device):
+    if kv is None:
+        return None
+    parts = kv if isinstance(kv, KVParts) else [kv]
+    k = [p[0].to(device, non_blocking=True) for p in parts]
+    v = [p[1].to(device, non_blocking=True) for p in parts]
+    return (k[0], v[0]) if len(parts) == 1 else (torch.cat(k, 1), torch.cat(v, 1))
+
+
 class BlockOffload:
-    """Run `model` on `device` with its blocks' weights kept in host memory.
+    """Run `model` on `device` with its blocks' weights, and the keys and values its blocks
+    attend to, kept in host memory.
 
     Everything but the blocks (embeddings, head: a few percent of the weights) moves to the
     device for good. Each block is copied in just before it runs and released after it, and
     while block i runs, block i+1 is copied on a side stream, so the copies hide behind the
     compute when a block's compute takes longer than its transfer. At most two blocks are on
-    the device at any time (`max_resident` records it). Inference only.
+    the device at any time (`max_resident` records it). Weights are swapped as whole
+    parameters, so 8-bit weights (tensor subclasses) move with their scales.
+
+    With `kv` the keys and values a block returns for the KV cache and memory frames go to host
+    memory, and the prefix a block attends to comes in with it: at 704x1280 a causal cache of 9
+    latent frames is 12 GB, more than the weights a 24 GB card cannot hold. Inference only.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device):
-        self.model, self.device = model, torch.device(device)
+    def __init__(self, model: nn.Module, device: str | torch.device, kv: bool = True):
+        self.model, self.device, self.kv = model, torch.device(device), kv
         self.blocks = dit_blocks(model)
         pin = self.device.type == "cuda" and torch.cuda.is_available()
         block_params = {id(p) for b in self.blocks for p in b.parameters()}
@@ -113,12 +143,11 @@ class BlockOffload:
                 p.data = p.data.to(self.device)
         for buf in model.buffers():
             buf.data = buf.data.to(self.device)
-        # host copies of each block's tensors, pinned so that copies can run asynchronously
-        self.host = [[(p, (p.data.cpu().pin_memory() if pin else p.data.cpu())) for p in b.parameters()]
+        # each block's parameter slots with a host copy, pinned where possible (async copies)
+        self.host = [[(m, n, self._host_copy(p, pin)) for m in b.modules() for n, p in m.named_parameters(recurse=False)]
                      for b in self.blocks]
-        for b in self.blocks:
-            for p in b.parameters():
-                p.data = torch.empty(0, dtype=p.dtype)  # nothing held until the block is loaded
+        for i in range(len(self.blocks)):
+            self._release(i)  # nothing held until the block is loaded
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.ready: dict[int, object] = {}  # block index -> event (or True) once its copy is issued
         self.resident: set[int] = set()
@@ -127,13 +156,29 @@ class BlockOffload:
         self.handles = [h for b in self.blocks for h in (b.register_forward_pre_hook(self._before),
                                                          b.register_forward_hook(self._after))]
 
+    @staticmethod
+    def _host_copy(p: torch.Tensor, pin: bool) -> torch.Tensor:
+        h = p.detach().to("cpu")
+        if pin:
+            try:
+                h = h.pin_memory()
+            except (RuntimeError, NotImplementedError):  # a subclass without pinning: plain copies
+                pass
+        return h
+
+    def _set(self, i: int, make) -> None:
+        for m, n, h in self.host[i]:
+            m._parameters[n] = nn.Parameter(make(h), requires_grad=False)
+
+    def _release(self, i: int) -> None:
+        self._set(i, lambda h: torch.empty(0, dtype=h.dtype))
+
     def _load(self, i: int) -> None:
         if i in self.ready or i >= len(self.blocks):
             return
         ctx = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
         with ctx:
-            for p, h in self.host[i]:
-                p.data = h.to(self.device, non_blocking=True)
+            self._set(i, lambda h: h.to(self.device, non_blocking=True))
         if self.stream is not None:
             ev = torch.cuda.Event()
             ev.record(self.stream)
@@ -149,25 +194,29 @@ class BlockOffload:
         if self.stream is not None:
             main = torch.cuda.current_stream(self.device)
             main.wait_event(self.ready[i])
-            for p, _ in self.host[i]:  # memory made on the side stream is used on this one
-                p.data.record_stream(main)
+            for m, n, _ in self.host[i]:  # memory made on the side stream is used on this one
+                for leaf in _leaves(m._parameters[n]):
+                    leaf.record_stream(main)
         self._load(i + 1)  # prefetch the next block while this one computes
+        if self.kv:
+            step = args[-1]
+            step.kv_prefix = _to_device(step.kv_prefix, self.device)
 
     def _after(self, block, args, out):
         i = self.order[id(block)]
-        for p, _ in self.host[i]:
-            p.data = torch.empty(0, dtype=p.dtype)
+        self._release(i)
         self.ready.pop(i, None)
         self.resident.discard(i)
+        if self.kv and args[-1].keep_kv and out[1] is not None:  # cache or memory keys/values: to the host
+            out = (out[0], (out[1][0].cpu(), out[1][1].cpu()))
         return out
 
     def remove(self) -> nn.Module:
         """Undo: hooks off, every block back in place on the device."""
         for h in self.handles:
             h.remove()
-        for params in self.host:
-            for p, h in params:
-                p.data = h.to(self.device)
+        for i in range(len(self.blocks)):
+            self._set(i, lambda h: h.to(self.device))
         return self.model
 
 

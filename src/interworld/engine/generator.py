@@ -32,6 +32,7 @@ import torch
 from interworld.config import ModelConfig
 from interworld.diffusion.flow import timesteps as make_timesteps
 from interworld.diffusion.samplers import sample as run_sampler
+from interworld.engine.accel import KVParts
 from interworld.engine.memory_bank import MemoryBank
 from interworld.models.action import action_windows
 from interworld.models.camera import integrate_poses, latent_plucker, previous_refs
@@ -321,6 +322,8 @@ class Generator:
             return cache
         if cache is None:
             return mem_kv[name]
+        if cache[0][0].device != self.device:  # offloaded to the host: joined on the device, block by block
+            return [KVParts([m, c]) for m, c in zip(mem_kv[name], cache)]
         return [(torch.cat([m[0], c[0]], 1), torch.cat([m[1], c[1]], 1)) for m, c in zip(mem_kv[name], cache)]
 
     def _causal_chunk(self, new_ids: torch.Tensor, exit_step: int | None = None, cache_from=None) -> torch.Tensor:
