@@ -10,6 +10,7 @@
 # the world/ configs from meta.tgz (see docs/TRAINING.md).
 #
 # Usage: scripts/train_small_gpu.sh OUT_DIR [VAE_SECONDS] [WORLD_SECONDS] [RESUME_DIR] [DISTILL_SECONDS]
+# VAE_SECONDS 0 with a VAE already in /tmp/runs/vae (scripts/vae_sweep_gpu.sh's winner): train the world on it.
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
@@ -22,16 +23,20 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_
 ngpu=$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")
 iw() { python3 -m interworld.cli.main "$@"; }
 iwrun() { torchrun --standalone --nproc_per_node "$ngpu" -m interworld.cli.main "$@"; }
-data=/tmp/doom; runs=/tmp/runs
+data=/tmp/doom; runs=/tmp/runs; mkdir -p "$out"
 maps=${MAPS:-"$(printf 'MAP%02d ' $(seq 1 18))"}
 t0=$(date +%s)
-iw record --out $data --maps $maps --frames "${FRAMES:-200000}" --workers "$(nproc)" ${RECORD_ARGS:-} --quiet
-iw record --out $data/val --maps MAP19 MAP20 --frames 8000 --workers 8 --seed 1 ${RECORD_ARGS:-} --quiet
-echo "recorded in $(( $(date +%s) - t0 )) s on $ngpu GPU(s)"; du -sh $data
+if [ ! -d $data/val ]; then  # a follow-up call on the warm machine finds the data there
+  iw record --out $data --maps $maps --frames "${FRAMES:-200000}" --workers "$(nproc)" ${RECORD_ARGS:-} --quiet
+  iw record --out $data/val --maps MAP19 MAP20 --frames 8000 --workers 8 --seed 1 ${RECORD_ARGS:-} --quiet
+  echo "recorded in $(( $(date +%s) - t0 )) s on $ngpu GPU(s)"; du -sh $data
+fi
 mkdir -p $runs
 if [ -n "$resume" ]; then
   mkdir -p $runs/world && cp "$resume"/world/* $runs/world/
   cat "$resume"/world_fp16.part* > $runs/world/model.safetensors
+elif [ "$vae_s" = 0 ] && [ -f $runs/vae/config.json ]; then
+  echo "world model on the VAE in $runs/vae (scripts/vae_sweep_gpu.sh)"
 else
   iwrun train vae --data $data --out $runs/vae --preset "${PRESET:-small}" --steps "${VAE_STEPS:-3000}" \
      --batch "${VAE_BATCH:-16}" --latents 3 --lr "${VAE_LR:-5e-4}" --time-limit "$vae_s" --val-every 500 \

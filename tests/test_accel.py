@@ -132,6 +132,9 @@ def test_gpu_offload_lowers_peak_memory_and_matches():
     dit = dit.cpu()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
+    # what stays allocated from the reference run: cuBLAS keeps its workspace (32 MiB on Hopper) in the
+    # caching allocator, more than the small model's blocks weigh
+    base = torch.cuda.memory_allocated()
     BlockOffload(dit, "cuda")
     gen = Generator(dit, cfg, torch.randn(1, 4, cfg.text_dim, generator=torch.Generator().manual_seed(1)),
                     scheme="causal", seed=3)
@@ -141,7 +144,7 @@ def test_gpu_offload_lowers_peak_memory_and_matches():
     # the keys and values for the cache came back to the host; the prefix went in block by block
     assert all(k.device.type == "cpu" for kvs in gen.cache.kv.values() for k, _ in kvs)
     blocks = sum(p.numel() * 2 for p in _trained_like(cfg).blocks.parameters())
-    assert torch.cuda.max_memory_allocated() < blocks  # never the whole set of blocks at once
+    assert torch.cuda.max_memory_allocated() - base < blocks  # never the whole set of blocks at once
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -58,8 +58,13 @@ def add_parser(sub):
                    help="decoder: latent frames decoded before the trained ones, without gradients, so the "
                         "decoder learns the middle of long streams, not only their start (default 0; try 12)")
     p.add_argument("--adversarial", type=float, default=0.0, metavar="W",
-                   help="decoder: weight of a patch discriminator's loss beside L1/MSE, so the decoder draws "
-                        "texture instead of the blurred mean (default 0: off; try 0.5)")
+                   help="vae, decoder: weight of a patch discriminator's loss beside L1/MSE, so the decoder "
+                        "draws texture instead of the blurred mean (default 0: off; try 0.5)")
+    p.add_argument("--vae-dim", type=int, metavar="N",
+                   help="vae: base width of a new VAE's encoder and decoder (default: the preset's; small: 32)")
+    p.add_argument("--adv-start", type=int, metavar="N",
+                   help="vae, decoder: steps before the discriminator's loss reaches the decoder (default: 2000 "
+                        "for a VAE, which must learn to reconstruct first; 200 for a decoder fine-tune)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -82,6 +87,7 @@ def run(args) -> int:
             out = train_decoder(args.init, args.data, args.out, width=args.width, steps=args.steps, batch=args.batch,
                                 latents=args.latents, history=args.history, lr=args.lr,
                                 time_limit=args.time_limit, device=args.device, adversarial=args.adversarial,
+                                disc_start=200 if args.adv_start is None else args.adv_start,
                                 seed=args.seed, progress=lambda s, n, loss: update(s, loss))
         print(f"checkpoint with the light decoder in {out}")
         return 0
@@ -110,7 +116,8 @@ def run(args) -> int:
                  batch=args.batch, lr=args.lr, warmup=args.warmup, latents=args.latents, time_limit=args.time_limit,
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
-                 compile=args.compile, memory=args.memory)
+                 compile=args.compile, memory=args.memory, adversarial=args.adversarial,
+                 adv_start=2000 if args.adv_start is None else args.adv_start, vae_dim=args.vae_dim)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
             out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))

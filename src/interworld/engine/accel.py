@@ -137,10 +137,11 @@ class BlockOffload:
         self.model, self.device, self.kv = model, torch.device(device), kv
         self.blocks = dit_blocks(model)
         pin = self.device.type == "cuda" and torch.cuda.is_available()
-        block_params = {id(p) for b in self.blocks for p in b.parameters()}
-        for p in model.parameters():  # the rest lives on the device
-            if id(p) not in block_params:
-                p.data = p.data.to(self.device)
+        in_blocks = {id(m) for b in self.blocks for m in b.modules()}
+        for m in model.modules():  # the rest lives on the device (whole parameters: see _set)
+            if id(m) not in in_blocks:
+                for n, p in m.named_parameters(recurse=False):
+                    m._parameters[n] = nn.Parameter(p.detach().to(self.device), requires_grad=p.requires_grad)
         for buf in model.buffers():
             buf.data = buf.data.to(self.device)
         # each block's parameter slots with a host copy, pinned where possible (async copies)

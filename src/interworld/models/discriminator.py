@@ -49,3 +49,45 @@ def adaptive_weight(rec_loss: torch.Tensor, adv_loss: torch.Tensor, last: torch.
     g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
     g_adv = torch.autograd.grad(adv_loss, last, retain_graph=True)[0]
     return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0, cap).detach()
+
+
+class Adversary:
+    """The discriminator, its optimizer and the balanced generator term, for a decoder's training
+    loop: `update(real, rec)` trains the discriminator one step on a batch; `term(rec_loss, rec,
+    step)` is what to add to the decoder's loss (0 before `start`). `wrap` puts the discriminator
+    under DDP where the decoder trains on several GPUs, so every rank's copy stays the same."""
+
+    def __init__(self, weight: float, last: torch.Tensor, device, lr: float, start: int = 0, amp=None, wrap=None):
+        self.weight, self.last, self.start = weight, last, start
+        self.disc = PatchDiscriminator().to(device)
+        self.opt = torch.optim.AdamW(self.disc.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
+        self.net = wrap(self.disc) if wrap else self.disc
+        self.amp = amp
+        self.last_stats: dict[str, float] = {}
+
+    def _ctx(self):
+        import contextlib
+
+        return self.amp if self.amp is not None else contextlib.nullcontext()
+
+    def update(self, real: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
+        with self._ctx():
+            # one pass over both, so DDP sees the discriminator's parameters used once per step
+            logits = self.net(torch.cat([real, rec.detach()], 0)).float()
+        loss = d_hinge_loss(*logits.chunk(2))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.last_stats = {"d_loss": loss.detach()}
+        return loss.detach()
+
+    def term(self, rec_loss: torch.Tensor, rec: torch.Tensor, step: int) -> torch.Tensor:
+        if step < self.start:
+            return rec_loss.new_zeros(())
+        self.disc.requires_grad_(False)
+        with self._ctx():
+            g = g_hinge_loss(self.disc(rec).float())  # not through DDP: no discriminator gradients to sync
+        self.disc.requires_grad_(True)
+        w = self.weight * adaptive_weight(rec_loss, g, self.last)
+        self.last_stats.update(g_adv=g.detach(), adv_weight=w)
+        return w * g

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
 from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
-from interworld.models.discriminator import PatchDiscriminator, adaptive_weight, d_hinge_loss, g_hinge_loss
+from interworld.models.discriminator import Adversary
 from interworld.models.vae import CausalVAE, decode_after, frames_after
 from interworld.train import common
 from interworld.train.vae import psnr
@@ -83,11 +83,9 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     for p in trainable:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
-    disc = d_opt = None
-    if adversarial > 0:
-        disc = PatchDiscriminator().to(dev)
-        d_opt = torch.optim.AdamW(disc.parameters(), lr=2 * lr, betas=(0.5, 0.9), weight_decay=0.0)
-        last = light.decoder.head[1].weight  # where the two losses' gradients are balanced
+    amp = common.autocast(dev)
+    # the two losses' gradients are balanced at the decoder's last layer
+    adv = Adversary(adversarial, light.decoder.head[1].weight, dev, 2 * lr, disc_start, amp) if adversarial > 0 else None
     tr = cfg.vae.temporal
     T = 1 + (history + latents - 1) * tr
     ds = ClipDataset(data, T, maps=list(TRAIN), seed=seed)
@@ -98,7 +96,6 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     log = common.Logger(run)
-    amp = common.autocast(dev)
     step = 0
     while step < steps and not budget.done():
         video = to_video(ds.sample(batch)["frames"].to(dev))
@@ -118,26 +115,11 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
             with torch.no_grad(), amp:
                 target = decode_after(full, z, h).float()
             loss = loss + F.l1_loss(rec, target)
-        if disc is None:
-            step = common.simple_step(opt, loss, step, log, log_every, steps, progress)
-            continue
-        with amp:
-            d_loss = d_hinge_loss(disc(real).float(), disc(rec.detach()).float())
-        d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        d_opt.step()
-        extra = {"d_loss": float(d_loss.detach())} if (step + 1) % log_every == 0 else {}
-        if step >= disc_start:
-            disc.requires_grad_(False)
-            with amp:
-                g = g_hinge_loss(disc(rec).float())
-            disc.requires_grad_(True)
-            wt = adversarial * adaptive_weight(loss, g, last)
-            if extra:
-                extra.update(rec=float(loss.detach()), g_adv=float(g.detach()), adv_weight=float(wt))
-            loss = loss + wt * g
-        if extra:
-            log.log(step + 1, **extra)
+        if adv is not None:
+            adv.update(real, rec)
+            loss = loss + adv.term(loss, rec, step)
+            if (step + 1) % log_every == 0:
+                log.log(step + 1, **{k: float(v) for k, v in adv.last_stats.items()})
         step = common.simple_step(opt, loss, step, log, log_every, steps, progress)
     light.eval()
     metrics = compare(light, full, val.fixed(8, seed=1)["frames"], dev, history) if val is not None else {}

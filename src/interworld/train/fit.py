@@ -9,6 +9,7 @@ written before a wall-clock budget runs out.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from interworld.config import ModelConfig, get_preset
 from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
 from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
+from interworld.models.discriminator import Adversary
 from interworld.models.dit import build_dit
 from interworld.models.memory import view_frustum
 from interworld.models.text import BuiltinTextEncoder
@@ -56,6 +59,9 @@ class FitArgs:
     error_buffer: int = 0  # world: capacity of the error buffer in latent frames (0: off)
     compile: bool = False  # world: torch.compile the DiT blocks (engine/accel.py)
     memory: float = 0.0  # world: share of batches whose last chunk sees retrieved memory frames
+    adversarial: float = 0.0  # vae: weight of the patch discriminator's term (0: off)
+    adv_start: int = 2000  # vae: steps of reconstruction alone before the decoder feels the discriminator
+    vae_dim: int | None = None  # vae: base width of a new VAE (default: the preset's)
 
 
 VAL_LEAD = 12  # latents of earlier frames before each validation clip: a long stream's state
@@ -85,6 +91,8 @@ def fit(a: FitArgs, progress=None) -> Path:
     resume = (run / "config.json").is_file()
     src = run if resume else (Path(a.init) if a.init else None)
     cfg = read_config(src)[0] if src is not None else get_preset(a.preset)
+    if a.vae_dim and src is None:
+        cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, dim=a.vae_dim, dec_dim=a.vae_dim))
     scheme = a.scheme or cfg.scheme
     if a.kind == "world" and a.memory > 0:
         if cfg.memory_latents < 1:
@@ -144,6 +152,14 @@ def fit(a: FitArgs, progress=None) -> Path:
         log.log(step, train_frames=n_frames, val_frames=val.frames if val else 0, world_size=world)
     t_log, last = time.time(), {}
     errors = ErrorBuffer(a.error_buffer) if a.kind == "world" and a.error_buffer > 0 else None
+    adversary = None
+    if a.kind == "vae" and a.adversarial > 0:
+        adversary = Adversary(a.adversarial, vae.decoder.head[1].weight, device, a.lr, a.adv_start, amp,
+                              wrap=(lambda m: DDP(m, device_ids=[device.index] if device.type == "cuda" else None))
+                              if world > 1 else None)
+        disc_file = run / "discriminator.safetensors"
+        if resume and disc_file.is_file():  # its optimizer state starts afresh
+            adversary.disc.load_state_dict(load_file(str(disc_file), device=str(device)))
 
     def checkpoint(extra=None):
         if common.is_main():
@@ -151,6 +167,10 @@ def fit(a: FitArgs, progress=None) -> Path:
             if a.kind == "world" and modules["text"] is not None:
                 parts["text"] = modules["text"]
             save_checkpoint(run, cfg, parts, extra={"kind": a.kind, "step": step, **(extra or {})})
+            if adversary is not None:  # a training aid, beside the checkpoint (it never ships)
+                tmp = run / "discriminator.safetensors.tmp"
+                save_file(adversary.disc.state_dict(), str(tmp))
+                tmp.replace(run / "discriminator.safetensors")
             common.save_training_state(run, step, opt, names)
 
     def validate():
@@ -184,7 +204,7 @@ def fit(a: FitArgs, progress=None) -> Path:
             g["lr"] = common.cosine_lr(step, a.lr, a.warmup, a.steps) * rewarm
         with amp:
             if a.kind == "vae":
-                loss, metrics = vae_loss(wrapped["vae"], b["frames"], device)
+                loss, metrics = vae_loss(wrapped["vae"], b["frames"], device, adversary=adversary, step=step)
             else:
                 mem = (data.memory(b["start"], cfg.memory_latents, query_from,
                                    view_frustum(cfg.kinematics, data.height, data.width), window=mem_window)

@@ -1,4 +1,6 @@
-"""Training the causal VAE on recorded clips: L1 + MSE reconstruction and a small KL.
+"""Training the causal VAE on recorded clips: L1 + MSE reconstruction and a small KL, and with
+`adversary` (models/discriminator.py) a patch discriminator's term, so that the decoder draws
+texture rather than the blurred mean of what a latent could be.
 
 After training, per-channel latent statistics are measured on data and stored in the
 VAE's `latents_mean` / `latents_std` buffers, so the DiT sees unit-scale latents.
@@ -12,14 +14,20 @@ import torch.nn.functional as F
 from interworld.train.world import to_video
 
 
-def vae_loss(vae, frames: torch.Tensor, device, kl_weight: float = 1e-6) -> tuple[torch.Tensor, dict]:
+def vae_loss(vae, frames: torch.Tensor, device, kl_weight: float = 1e-6, adversary=None,
+             step: int = 0) -> tuple[torch.Tensor, dict]:
     video = to_video(frames.to(device))
     rec, mu, logvar = vae(video)  # through forward, so a DDP wrapper syncs the gradients
     l1 = F.l1_loss(rec.float(), video)
     mse = F.mse_loss(rec.float(), video)
     kl = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean()
     loss = l1 + mse + kl_weight * kl
-    return loss, {"loss": loss.detach(), "l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach()}
+    metrics = {"l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach()}
+    if adversary is not None:
+        adversary.update(video, rec.float())
+        loss = loss + adversary.term(l1 + mse, rec.float(), step)
+        metrics.update(adversary.last_stats)
+    return loss, {"loss": loss.detach(), **metrics}
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -1,0 +1,58 @@
+"""Where a model's frames lose their detail: sharpness (variance of the Laplacian, eval/drift.py)
+and PSNR against the engine of (1) the VAE's reconstruction deep into a stream, (2) a
+teacher-forced next chunk (6 real context latents, 3 steps) and (3) a free rollout from one real
+frame with the recorded actions, for one validation window; and one PNG: the engine's frames on
+top, then per checkpoint its reconstruction and its rollout (docs/TRAINING.md, run 9).
+
+    python scripts/sharpness_diag.py SHARD_FOLDER MAP START OUT.png CKPT [CKPT ...]
+    e.g. python scripts/sharpness_diag.py data/val MAP19 200 diag.png src/interworld/assets/small
+"""
+
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+from interworld.data.shards import list_shards, load_shard
+from interworld.engine.world import World
+from interworld.eval.drift import sharpness
+from interworld.eval.metrics import psnr
+from interworld.eval.rollout import rollout
+from interworld.train.world import WorldBatch, stream_latents, teacher_forced_prediction
+
+if len(sys.argv) < 6:
+    sys.exit(__doc__)
+folder, map_id, s0, png = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+shard = load_shard([s for s in list_shards(folder) if map_id in s.name][0])
+LEAD, N, CTX = 12, 48, 6  # latents of history, frames compared, context latents when teacher forced
+tr = 4
+if s0 < LEAD * tr or s0 + N + 1 > len(shard):
+    sys.exit(f"START must be in [{LEAD * tr}, {len(shard) - N - 1}] for this shard")
+real = shard.frames[s0 + 1:s0 + N + 1]
+to_u8 = lambda v: ((v.float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+f = lambda a: torch.from_numpy(a)
+rows = [real[8::8]]
+print(f"engine: sharpness {sharpness(real):.1f}")
+for ck in sys.argv[5:]:
+    w = World.from_pretrained(ck)
+    with torch.no_grad():
+        z, hist = stream_latents(w.vae, f(shard.frames[s0 - LEAD * tr:s0 + N + 1])[None], LEAD)
+        rec = to_u8(w.vae.decode(w.vae.denormalize(torch.cat([hist, z[:, :, 1:]], 2)))[0])[-N:]
+        T = 1 + (CTX + 1) * tr
+        keys = torch.cat([torch.zeros(1, shard.keys.shape[1]), f(shard.keys[s0:s0 + T - 1]).float()])
+        mouse = torch.cat([torch.zeros(1, 2), f(shard.mouse[s0:s0 + T - 1]).float()])
+        b = WorldBatch(f(shard.frames[s0:s0 + T])[None], keys[None], mouse[None], f(shard.pose[s0:s0 + T])[None], [""])
+        pred, _ = teacher_forced_prediction(w.dit, w.vae, w.text_encoder, b, w.cfg, w.scheme, w.device,
+                                            context_latents=CTX, steps=3, seed=0,
+                                            lead=f(shard.frames[s0 - LEAD * tr:s0])[None])
+        tf, tf_real = to_u8(pred[0]), shard.frames[s0 + 1 + (CTX - 1) * tr:s0 + T]
+    g = rollout(w, shard.frames[s0], f(shard.keys[s0 + 1:s0 + N + 1]).float(),
+                f(shard.mouse[s0 + 1:s0 + N + 1]).float())["frames"][1:N + 1]
+    print(f"{ck}: reconstruction sharpness {sharpness(rec):.1f} PSNR {psnr(rec, real).mean():.2f} | "
+          f"teacher forced {sharpness(tf):.1f} / {psnr(tf, tf_real).mean():.2f} | "
+          f"rollout first/last 16 frames {sharpness(g[:16]):.1f}/{sharpness(g[-16:]):.1f}, PSNR {psnr(g, real).mean():.2f}",
+          flush=True)
+    rows += [rec[8::8], g[8::8]]
+Image.fromarray(np.concatenate([np.concatenate(list(r), 1) for r in rows], 0)).save(png)
+print(f"rows: engine, then reconstruction and rollout per checkpoint -> {png}")

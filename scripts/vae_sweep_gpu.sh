@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Issue 3's next step: which VAE makes frames worth generating. The shipped VAE decodes deep
+# into a stream at 3% of the real frames' sharpness, and fine-tuning its decoder against a
+# discriminator raised that only to 5-20% (docs/TRAINING.md, run 9): the latents lack the detail.
+# So new VAEs, trained with the discriminator from --adv-start on, one per GPU, side by side:
+#   VARIANTS "DIM:ADV ..." (default "32:0.5 48:0.5 64:0.5 64:0": width and discriminator apart)
+# then scripts/vae_report.py compares them deep into a stream (PSNR, sharpness, PNG strips) and
+# the winner is copied to /tmp/runs/vae, where `VAE_S=0 scripts/train_small_gpu.sh` (a follow-up
+# call on the warm machine) trains a world model on it. OUT_DIR gets report.tgz (report.json and
+# the strips) and the winner in fp16 as vae_fp16.partNN (15 MB parts) with vae_meta.tgz.
+#
+# Usage: scripts/vae_sweep_gpu.sh OUT_DIR SECONDS
+# Env: VARIANTS, FRAMES (default 150000), VAE_STEPS (cosine schedule length, default 8000)
+set -euo pipefail
+out=${1:?OUT_DIR}; secs=${2:?SECONDS}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
+iw() { python3 -m interworld.cli.main "$@"; }
+data=/tmp/doom; runs=/tmp/runs
+t0=$(date +%s); stop=$(( t0 + secs - 75 ))  # 75 s to report and pack
+if [ ! -d $data/val ]; then
+  iw record --out $data --maps $(printf 'MAP%02d ' $(seq 1 18)) --frames "${FRAMES:-150000}" --workers "$(nproc)" --quiet
+  iw record --out $data/val --maps MAP19 MAP20 --frames 8000 --workers 8 --seed 1 --quiet
+  echo "recorded in $(( $(date +%s) - t0 )) s"
+fi
+mkdir -p $runs "$out"
+gpu=0; names=()
+for v in ${VARIANTS:-32:0.5 48:0.5 64:0.5 64:0}; do
+  dim=${v%%:*}; adv=${v##*:}; name=vae_${dim}_$adv; names+=($runs/$name)
+  CUDA_VISIBLE_DEVICES=$gpu iw train vae --data $data --out $runs/$name --preset small --vae-dim "$dim" \
+     --adversarial "$adv" --adv-start 1500 --steps "${VAE_STEPS:-8000}" --batch 16 --latents 3 --lr 5e-4 \
+     --time-limit $(( stop - $(date +%s) )) --val-every 1000 --ckpt-every 100000 --quiet > $runs/$name.out 2>&1 &
+  gpu=$(( gpu + 1 ))
+done
+fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
+echo "trained at $(( $(date +%s) - t0 )) s (failures: $fail)"
+ok=(); for r in "${names[@]}"; do [ -f $r/model.safetensors ] && ok+=($r) || tail -5 $r.out; done
+rm -rf /tmp/report && mkdir -p /tmp/report
+python3 "$root/scripts/vae_report.py" --data $data --out /tmp/report "${ok[@]}" | tee /tmp/report/report.txt
+for r in "${ok[@]}"; do cp $r/log.jsonl /tmp/report/$(basename $r).log.jsonl; done
+tar czf "$out/report.tgz" -C /tmp report
+win=$(python3 -c "import json; print(json.load(open('/tmp/report/report.json'))['winner'])")
+rm -rf $runs/vae && cp -r $runs/$win $runs/vae
+python3 "$root/scripts/fp16_copy.py" $runs/vae /tmp/pack/vae
+split -b 15M -d /tmp/pack/vae/model.safetensors "$out/vae_fp16.part"
+(cd $runs && tar czf "$out/vae_meta.tgz" --exclude='*.safetensors' vae)
+ls -la "$out"
