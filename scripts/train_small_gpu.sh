@@ -15,7 +15,8 @@
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
 #      blocks of the teacher, the default; 0: eager), MEMORY (share of batches with memory frames,
-#      default 0.5; 0: a teacher without memory).
+#      default 0.5; 0: a teacher without memory), DIT_DIM / DIT_LAYERS (a new DiT of that width and depth,
+#      e.g. 320 and 10, on the VAE; default: the preset's).
 set -euo pipefail
 out=${1:?OUT_DIR}; vae_s=${2:-200}; world_s=${3:-280}; resume=${4:-}; distill_s=${5:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,7 +43,10 @@ else
      --batch "${VAE_BATCH:-16}" --latents 3 --lr "${VAE_LR:-5e-4}" --time-limit "$vae_s" --val-every 500 \
      --ckpt-every 100000 --quiet
 fi
-iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init $runs/vae ) \
+# DIT_DIM / DIT_LAYERS shape a new DiT only (a follow-up call resumes the one it made)
+new_dit=""; [ -z "$resume" ] && [ ! -f $runs/world/config.json ] && new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS}"
+# shellcheck disable=SC2086
+iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init $runs/vae ) $new_dit \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \
    --error-buffer "${ERROR_BUFFER:-0}" --memory "${MEMORY:-0.5}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 \
    $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) --quiet

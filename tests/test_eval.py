@@ -105,8 +105,10 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     s = res["summary"]
     for k in ("tf_psnr", "tf_repeat_psnr", "rollout_psnr", "repeat_last_rollout_psnr", "drift", "fps",
               "turn_360_engine_psnr", "turn_360_model_psnr", "out_and_back_model_psnr",
-              "af_model_yaw_mae_deg", "af_estimator_on_real_yaw_mae_deg", "af_model_move_mae"):
+              "af_model_yaw_mae_deg", "af_estimator_on_real_yaw_mae_deg", "af_model_move_mae",
+              "tf_sharpness", "rollout_sharpness", "engine_sharpness", "tf_real_sharpness"):
         assert k in s and np.isfinite(s[k]), k
+    assert s["engine_sharpness"] > 0 and "| rollout sharpness (engine's frames:" in (out / "summary.md").read_text()
     assert s["fps"] > 0 and s["turn_360_engine_psnr"] > 20  # the engine comes back to (nearly) the same view
     m = json.loads((out / "metrics.json").read_text())
     assert len(m["cases"][0]["rollout"]["psnr_per_s"]) == 2

@@ -134,3 +134,17 @@ def test_adversarial_vae_trains_under_ddp_and_keeps_its_discriminator(data, tmp_
     assert d1.keys() == d2.keys() and any(not torch.equal(d1[k], d2[k]) for k in d1)
     first = [x for x in read_log(out) if x.get("step") == 13 and "d_loss" in x][0]
     assert first["d_loss"] < 1.0  # resumed with the trained discriminator: a fresh one starts near 2 (1.8 here)
+
+
+def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
+    vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=2, batch=2, latents=2,
+                          val_every=1000, ckpt_every=1000, device="cpu"))
+    run = fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(vae_run), steps=3, batch=2, latents=3,
+                      val_every=1000, ckpt_every=1000, device="cpu", dit_dim=64, dit_layers=3))
+    m = json.loads((run / "config.json").read_text())["model"]
+    assert (m["dim"], m["ffn_dim"], m["num_heads"], m["num_layers"]) == (64, 192, 1, 3)
+    w = World.from_pretrained(str(run))  # the checkpoint builds the wider model
+    assert len(w.dit.blocks) == 3 and w.dit.blocks[0].self_attn.q.weight.shape == (64, 64)
+    with pytest.raises(ValueError, match="new DiT"):  # a trained DiT is not reshaped
+        fit(FitArgs("world", str(data), str(tmp_path / "w2"), init=str(run), steps=1, batch=2, latents=3,
+                    device="cpu", dit_dim=128))

@@ -62,6 +62,9 @@ def add_parser(sub):
                         "draws texture instead of the blurred mean (default 0: off; try 0.5)")
     p.add_argument("--vae-dim", type=int, metavar="N",
                    help="vae: base width of a new VAE's encoder and decoder (default: the preset's; small: 32)")
+    p.add_argument("--dit-dim", type=int, metavar="N",
+                   help="world: width of a new DiT on --init's VAE (a multiple of 64; default: the config's)")
+    p.add_argument("--dit-layers", type=int, metavar="N", help="world: blocks of a new DiT (default: the config's)")
     p.add_argument("--adv-start", type=int, metavar="N",
                    help="vae, decoder: steps before the discriminator's loss reaches the decoder (default: 2000 "
                         "for a VAE, which must learn to reconstruct first; 200 for a decoder fine-tune)")
@@ -117,7 +120,8 @@ def run(args) -> int:
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
-                 adv_start=2000 if args.adv_start is None else args.adv_start, vae_dim=args.vae_dim)
+                 adv_start=2000 if args.adv_start is None else args.adv_start, vae_dim=args.vae_dim,
+                 dit_dim=args.dit_dim, dit_layers=args.dit_layers)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
             out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))

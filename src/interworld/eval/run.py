@@ -93,7 +93,7 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
     # window starts on latent boundaries, so that the frames before one (up to `lead` latents of
     # them) put the encoder and decoder in a long stream's state, as in training and generation
     starts = (np.linspace(0, n - T, num=max(1, windows)) // tr * tr).astype(int) if n >= T else []
-    out = {"psnr": [], "ssim": [], "repeat_psnr": [], "repeat_ssim": []}
+    out = {"psnr": [], "ssim": [], "repeat_psnr": [], "repeat_ssim": [], "sharpness": [], "real_sharpness": []}
     for s in starts:
         s = int(s)
         k = min(s, lead * tr)
@@ -111,6 +111,8 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
             p = ((pred[0].float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
             out["psnr"].append(psnr(p, real).mean())
             out["ssim"].append(ssim(p, real).mean())
+            out["sharpness"].append(sharpness(p))
+        out["real_sharpness"].append(sharpness(real))
         out["repeat_psnr"].append(psnr(rep, real).mean())
         out["repeat_ssim"].append(ssim(rep, real).mean())
     return {k: _mean(v) for k, v in out.items()}
@@ -181,6 +183,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         case["repeat_last"] = {"psnr": _mean(rp), "ssim": _mean(rs), "psnr_per_s": _per_second(rp, fps)}
         curves_repeat.append(rp)
         case["engine_drift"] = drift_score(real, window)
+        case["engine_sharpness"] = sharpness(real[1:])
         case["teacher_forced"] = teacher_forced(world, gt, a.context_latents, a.tf_windows, steps, seed, cfg=cfg)
         if world is not None:
             t0 = time.perf_counter()
@@ -191,6 +194,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
             curves_model.append(gp)
             case["rollout"] = {"psnr": _mean(gp), "ssim": _mean(gs), "psnr_per_s": _per_second(gp, fps),
                                "ssim_per_s": _per_second(gs, fps), "drift": drift_score(g, window),
+                               "sharpness": sharpness(g[1:]),
                                "sharpness_per_s": [sharpness(g[i:i + int(fps)]) for i in range(0, len(g), int(fps))]}
             if pose_net is not None:
                 case["action_following"] = action_following(pose_net, real, g, gt["pose"])
@@ -289,6 +293,8 @@ def summarize(r: dict, has_model: bool) -> dict:
     s = {"repeat_last_rollout_psnr": _mean(c["repeat_last"]["psnr"] for c in cs),
          "repeat_last_rollout_ssim": _mean(c["repeat_last"]["ssim"] for c in cs),
          "engine_drift": _mean(c["engine_drift"]["drift"] for c in cs),
+         "engine_sharpness": _mean(c["engine_sharpness"] for c in cs),
+         "tf_real_sharpness": _mean(c["teacher_forced"]["real_sharpness"] for c in cs),
          "tf_repeat_psnr": _mean(c["teacher_forced"]["repeat_psnr"] for c in cs),
          "tf_repeat_ssim": _mean(c["teacher_forced"]["repeat_ssim"] for c in cs)}
     if has_model:
@@ -298,6 +304,8 @@ def summarize(r: dict, has_model: bool) -> dict:
             rollout_psnr=_mean(c["rollout"]["psnr"] for c in cs),
             rollout_ssim=_mean(c["rollout"]["ssim"] for c in cs),
             drift=_mean(c["rollout"]["drift"]["drift"] for c in cs),
+            tf_sharpness=_mean(c["teacher_forced"]["sharpness"] for c in cs),
+            rollout_sharpness=_mean(c["rollout"]["sharpness"] for c in cs),
             fps=_mean(c["speed"]["fps"] for c in cs),
             chunk_s_p50=_mean(c["speed"]["chunk_s_p50"] for c in cs))
     if "lpips" in cs[0]["repeat_last"]:
@@ -344,6 +352,9 @@ def markdown(r: dict) -> str:
             ("rollout SSIM", s.get("rollout_ssim"), s["repeat_last_rollout_ssim"]),
             *perceptual,
             ("drift score, last 10 s vs first 10 s (engine: %s)" % f(s["engine_drift"]), s.get("drift"), 0.0),
+            # PSNR rewards a blurred mean; the variance of the Laplacian shows the blur (docs/TRAINING.md, run 9)
+            ("teacher-forced sharpness (engine's frames: %s)" % f(s["tf_real_sharpness"]), s.get("tf_sharpness"), None),
+            ("rollout sharpness (engine's frames: %s)" % f(s["engine_sharpness"]), s.get("rollout_sharpness"), None),
             ("360 turn: return frame PSNR (engine: %s)" % f(s.get("turn_360_engine_psnr")), s.get("turn_360_model_psnr"),
              None),
             ("out and back: return frame PSNR (engine: %s)" % f(s.get("out_and_back_engine_psnr")),

@@ -62,6 +62,8 @@ class FitArgs:
     adversarial: float = 0.0  # vae: weight of the patch discriminator's term (0: off)
     adv_start: int = 2000  # vae: steps of reconstruction alone before the decoder feels the discriminator
     vae_dim: int | None = None  # vae: base width of a new VAE (default: the preset's)
+    dit_dim: int | None = None  # world: width of a new DiT (heads of 64, FFN 3x; default: the config's)
+    dit_layers: int | None = None  # world: blocks of a new DiT (default: the config's)
 
 
 VAL_LEAD = 12  # latents of earlier frames before each validation clip: a long stream's state
@@ -99,6 +101,14 @@ def fit(a: FitArgs, progress=None) -> Path:
             raise ValueError(f"--memory needs a model with memory frames; {cfg.name} has memory_latents 0")
         cfg = cfg.replace(memory_trained=True)  # generate and play then use memory by default
     tensors = load_tensors(src) if src is not None else {}
+    if a.kind == "world" and (a.dit_dim or a.dit_layers):
+        if resume or any(k.startswith("dit.") for k in tensors):
+            raise ValueError("--dit-dim/--dit-layers shape a new DiT: start from a VAE checkpoint (--init), "
+                             "not from a world model or into a run folder that has one")
+        d = a.dit_dim or cfg.dim
+        if d % 64:
+            raise ValueError(f"--dit-dim {d}: give a multiple of 64 (heads of 64 channels)")
+        cfg = cfg.replace(dim=d, ffn_dim=3 * d, num_heads=d // 64, num_layers=a.dit_layers or cfg.num_layers)
 
     vae = CausalVAE(cfg.vae).to(device)
     if any(k.startswith("vae.") for k in tensors):
