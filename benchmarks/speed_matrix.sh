@@ -3,13 +3,15 @@
 # bf16 eager baseline, at Matrix-Game-3.0 size (mg3-5b, 704x1280, 3 steps). One JSON per run
 # and a markdown table of them (benchmarks/bench_table.py) in OUT_DIR.
 # Usage: benchmarks/speed_matrix.sh OUT_DIR SCHEME [ROWS...]
-#   ROWS (default: all): eager cudnn compile graphs int8 fp8 light overlap small-chunk offload best
+#   ROWS (default: all): eager cudnn compile graphs int8 fp8 light overlap small-chunk offload offload-int8 best
+#   best: the speed-ups that each paid alone on an H100/H200 (compile, the light decoder); 8-bit
+#   weights, cuDNN attention and one-GPU overlap did not (benchmarks/RESULTS.md)
 # A command of the device tool may run 10 minutes: pass a few ROWS per call. The int8, fp8 and
 # best rows need torchao, which the GPU image lacks: carry its wheel (torchao 0.18.0, cp310-abi3,
 # for torch >= 2.11) in .whl/ and install it as the device README says before calling this.
 set -euo pipefail
 out=${1:?OUT_DIR}; scheme=${2:?SCHEME}; shift 2
-rows=${*:-eager cudnn compile graphs int8 fp8 light overlap small-chunk offload best}
+rows=${*:-eager cudnn compile graphs int8 fp8 light overlap small-chunk offload offload-int8 best}
 mkdir -p "$out"
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$(cd "$(dirname "$0")/.." && pwd)/src"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -26,7 +28,8 @@ for row in $rows; do
     overlap) extra=(--new-latents 10 --decode overlap) ;;
     small-chunk) extra=(--new-latents 1) ;;
     offload) extra=(--new-latents 10 --offload) ;;
-    best) extra=(--new-latents 10 --attention cudnn --compile --quantize fp8 --light-decoder 0.5 --decode overlap) ;;
+    offload-int8) extra=(--new-latents 10 --offload --quantize int8) ;;
+    best) extra=(--new-latents 10 --compile --light-decoder 0.5) ;;
     *) echo "unknown row $row"; exit 2 ;;
   esac
   echo "== $row: ${extra[*]}"
