@@ -129,8 +129,9 @@ class BlockOffload:
     parameters, so 8-bit weights (tensor subclasses) move with their scales.
 
     With `kv` the keys and values a block returns for the KV cache and memory frames go to host
-    memory, and the prefix a block attends to comes in with it: at 704x1280 a causal cache of 9
-    latent frames is 12 GB, more than the weights a 24 GB card cannot hold. Inference only.
+    memory, and the prefix a block attends to comes in with it: at 704x1280 the causal cache of
+    9 latent frames is 12 GB, which kept mg3-5b at 23.4 GiB with the weights alone offloaded
+    (16.7 GiB with both, benchmarks/RESULTS.md). Inference only.
     """
 
     def __init__(self, model: nn.Module, device: str | torch.device, kv: bool = True):

@@ -1,4 +1,4 @@
-"""A patch discriminator for the VAE decoder's adversarial fine-tune (`train decoder --adversarial`).
+"""A patch discriminator for adversarial VAE training (`train vae|decoder --adversarial`).
 
 L1/MSE reconstruction alone makes the decoder predict the mean of what a latent could be: at 8x
 spatial compression that is a blur (docs/TRAINING.md, run 9). Wan's and Matrix-Game's VAEs are
@@ -10,6 +10,8 @@ per-frame discriminator could not see. Hinge losses, as in VQGAN.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -66,8 +68,6 @@ class Adversary:
         self.last_stats: dict[str, float] = {}
 
     def _ctx(self):
-        import contextlib
-
         return self.amp if self.amp is not None else contextlib.nullcontext()
 
     def update(self, real: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
