@@ -108,6 +108,45 @@ def test_offloaded_prefix_pieces_are_joined_on_the_device():
     assert _to_device(a, torch.device("cpu"))[0] is a[0] and _to_device(None, torch.device("cpu")) is None
 
 
+def test_a_cache_kept_in_pieces_streams_the_same_latents(monkeypatch):
+    # the host-memory cache of --offload: appended chunks stay apart, eviction slices them, the
+    # offloader joins a block's pieces on the device. Forced here, where the CPU is the device too.
+    from interworld.engine import generator as g
+    from interworld.engine.accel import KVParts
+
+    cfg = get_preset("tiny").replace(num_layers=3, chunk_latents=2, sink_latents=1, window_latents=3, steps=2,
+                                     sampler="euler")
+    dit = _trained_like(cfg)
+    ref = _stream(dit, cfg, chunks=4)
+    BlockOffload(dit, "cpu")
+    made, plain = [], g.KVCache
+
+    def in_pieces(*a, **k):
+        made.append(plain(*a, pieces=True, **k))
+        return made[-1]
+
+    monkeypatch.setattr(g, "KVCache", in_pieces)
+    out = _stream(dit, cfg, chunks=4)
+    assert torch.equal(out, ref)
+    cache = made[-1]
+    assert cache.pieces and all(isinstance(b, KVParts) and len(b) > 1 for b in cache.kv["main"])
+    assert len(cache.frames) == cfg.sink_latents + cfg.window_latents
+
+
+def test_evicting_from_pieces_slices_what_the_joined_cache_keeps():
+    from interworld.engine.generator import _keep_pieces
+
+    s = 2  # tokens per frame
+    parts = [(torch.randn(1, 3 * s, 2, 4), torch.randn(1, 3 * s, 2, 4)), (torch.randn(1, 2 * s, 2, 4),
+                                                                          torch.randn(1, 2 * s, 2, 4))]
+    keep = [0, 2, 3, 4]  # a sink, then a window that spans both pieces
+    kept = _keep_pieces(parts, keep, s)
+    k = torch.cat([p[0] for p in parts], 1)
+    idx = torch.tensor([i * s + j for i in keep for j in range(s)])
+    assert torch.equal(torch.cat([p[0] for p in kept], 1), k[:, idx]) and len(kept) == 3
+    assert all(p[0].untyped_storage().data_ptr() in {q[0].untyped_storage().data_ptr() for q in parts} for p in kept)
+
+
 def test_offload_and_compile_are_refused_together():
     with pytest.raises(ValueError, match="do not go together"):
         accelerate(build_dit(get_preset("tiny")), compile="default", offload="cpu")
@@ -142,7 +181,7 @@ def test_gpu_offload_lowers_peak_memory_and_matches():
         out = torch.cat(_run(gen, chunks=2), 2).float()
     assert torch.allclose(out, ref, atol=1e-2)
     # the keys and values for the cache came back to the host; the prefix went in block by block
-    assert all(k.device.type == "cpu" for kvs in gen.cache.kv.values() for k, _ in kvs)
+    assert gen.cache.pieces and all(k.device.type == "cpu" for kvs in gen.cache.kv.values() for b in kvs for k, _ in b)
     blocks = sum(p.numel() * 2 for p in _trained_like(cfg).blocks.parameters())
     assert torch.cuda.max_memory_allocated() - base < blocks  # never the whole set of blocks at once
 

@@ -42,19 +42,27 @@ from interworld.models.memory import retrieve, view_frustum
 
 @dataclass
 class KVCache:
-    """Per-expert, per-block keys and values of the cached latent frames, bounded in size."""
+    """Per-expert, per-block keys and values of the cached latent frames, bounded in size.
+
+    `pieces`: each appended chunk stays a piece of its own and eviction slices views of them, so
+    nothing is ever copied. For a cache in host memory (`BlockOffload`), where joining 12 GB per
+    chunk on the host cost seconds; the offloader joins a block's pieces on the GPU."""
 
     sink: int
     window: int
     frames: list[int] = field(default_factory=list)  # absolute latent index of each cached frame
-    kv: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    kv: dict[str, list] = field(default_factory=dict)  # per block: (k, v), or KVParts of them with `pieces`
     tokens_per_frame: int = 0
+    pieces: bool = False
 
     def prefix(self, expert: str):
         return self.kv.get(expert)
 
     def append(self, expert: str, kvs, frame_ids: list[int]) -> None:
         old = self.kv.get(expert)
+        if self.pieces:
+            self.kv[expert] = [KVParts([*(old[i] if old else []), kv]) for i, kv in enumerate(kvs)]
+            return
         self.kv[expert] = kvs if old is None else [
             (torch.cat([a[0], b[0]], 1), torch.cat([a[1], b[1]], 1)) for a, b in zip(old, kvs)]
 
@@ -65,13 +73,38 @@ class KVCache:
         if len(keep) == len(self.frames):
             return
         s = self.tokens_per_frame
-        idx = torch.tensor([i * s + j for i in keep for j in range(s)])
-        for name, kvs in self.kv.items():
-            self.kv[name] = [(k[:, idx.to(k.device)], v[:, idx.to(v.device)]) for k, v in kvs]
+        if self.pieces:
+            for name, blocks in self.kv.items():
+                self.kv[name] = [_keep_pieces(parts, keep, s) for parts in blocks]
+        else:
+            idx = torch.tensor([i * s + j for i in keep for j in range(s)])
+            for name, kvs in self.kv.items():
+                self.kv[name] = [(k[:, idx.to(k.device)], v[:, idx.to(v.device)]) for k, v in kvs]
         self.frames = [self.frames[i] for i in keep]
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for kvs in self.kv.values() for kv in kvs for t in kv)
+        pairs = [kv for blocks in self.kv.values() for b in blocks for kv in (b if self.pieces else [b])]
+        return sum(t.numel() * t.element_size() for kv in pairs for t in kv)
+
+
+def _keep_pieces(parts: list, keep: list[int], s: int) -> "KVParts":
+    """The frames `keep` (indices over all pieces, in order) as views: each run of kept frames
+    within a piece becomes one slice of it."""
+    out, start, keep = KVParts(), 0, set(keep)
+    for k, v in parts:
+        n = k.shape[1] // s
+        i = 0
+        while i < n:
+            if start + i not in keep:
+                i += 1
+                continue
+            j = i
+            while j < n and start + j in keep:
+                j += 1
+            out.append((k[:, i * s:j * s], v[:, i * s:j * s]))
+            i = j
+        start += n
+    return out
 
 
 def causal_frame_mask(n_frames: int, chunk: int, sink: int, window: int, first_chunk: int | None = None) -> torch.Tensor:
@@ -301,6 +334,8 @@ class Generator:
         for name, expert in self._experts():
             step = Step(frame_pos=frame_ids, keyboard=kb, mouse=ms)
             _, kvs = expert(z.to(self.device), t, self.context, step, plucker=pl, kv_prefix=self.cache.prefix(name))
+            if not self.cache.frames and kvs[0][0].device != self.device:  # offloaded to the host: no host copies
+                self.cache.pieces = True
             self.cache.append(name, kvs, ids)
         self.cache.tokens_per_frame = kvs[0][0].shape[1] // len(ids)
         self.cache.commit(ids)
@@ -322,8 +357,8 @@ class Generator:
             return cache
         if cache is None:
             return mem_kv[name]
-        if cache[0][0].device != self.device:  # offloaded to the host: joined on the device, block by block
-            return [KVParts([m, c]) for m, c in zip(mem_kv[name], cache)]
+        if self.cache.pieces:  # in host memory: joined on the device, block by block (BlockOffload)
+            return [KVParts([m, *c]) for m, c in zip(mem_kv[name], cache)]
         return [(torch.cat([m[0], c[0]], 1), torch.cat([m[1], c[1]], 1)) for m, c in zip(mem_kv[name], cache)]
 
     def _causal_chunk(self, new_ids: torch.Tensor, exit_step: int | None = None, cache_from=None) -> torch.Tensor:
