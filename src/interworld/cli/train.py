@@ -7,6 +7,7 @@ import argparse
 HELP = """Train the VAE, then the world model, on shards from `interworld record`.
 
   interworld train vae   --data data/doom --out runs/vae   --steps 4000 --batch 16
+      (add --adversarial 0.5 for sharp decoding: L1/MSE alone give the blurred mean)
   interworld train world --data data/doom --out runs/world --init runs/vae --steps 20000 --batch 16
   interworld train pose  --data data/doom --out runs/pose  --steps 3000   (for `interworld eval`)
   interworld train decoder --data data/doom --init runs/world --out runs/world-light --width 0.5
