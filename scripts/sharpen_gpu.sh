@@ -8,12 +8,13 @@
 #   dec_W.tgz          each decoder in fp16 (fp16_copy.py --only vae.decoder.) with its log
 #   world_fp16.partNN  the world model's DiT and text encoder in fp16, 15 MB parts
 #   world_meta.tgz     its config, state and log
-# Run it again at once on the warm machine (same OUT_DIR names): the data is there, each decoder
-# continues from its last checkpoint and the world model resumes with its optimizer state.
+# Run it again at once on the warm machine (same OUT_DIR names): the data is there, and each
+# decoder and the world model resume with their optimizer state. (Run 9's second call predates
+# decoder resumption: it restarted the decoders from their first call's weights.)
 #
 # Usage: scripts/sharpen_gpu.sh OUT_DIR SECONDS
-# Env: FRAMES (training frames to record, default 150000), WORLD_STEPS (cosine schedule length,
-#      default 8000), ADV, BASE (the checkpoint to start from, default the shipped small model)
+# Env: FRAMES (training frames to record, default 150000), WORLD_STEPS / DEC_STEPS (cosine schedule
+#      lengths, default 8000 / 6000), ADV, BASE (the checkpoint to start from, default the shipped model)
 set -euo pipefail
 out=${1:?OUT_DIR}; secs=${2:?SECONDS}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,10 +32,9 @@ mkdir -p $runs "$out"
 left=$(( stop - $(date +%s) ))
 gpu=0
 for w in ${ADV:-0.5 1}; do
-  name=dec_$w; init=$base
-  [ -f $runs/$name/model.safetensors ] && { rm -rf $runs/$name.prev; mv $runs/$name $runs/$name.prev; init=$runs/$name.prev; }
-  CUDA_VISIBLE_DEVICES=$gpu iw train decoder --data $data --init "$init" --out $runs/$name --width 1 --history 12 \
-     --batch 16 --latents 3 --lr 1e-4 --steps 3000 --adversarial "$w" --time-limit "$left" --quiet \
+  name=dec_$w  # a second call resumes it (weights, optimizer, discriminator)
+  CUDA_VISIBLE_DEVICES=$gpu iw train decoder --data $data --init "$base" --out $runs/$name --width 1 --history 12 \
+     --batch 16 --latents 3 --lr 1e-4 --steps "${DEC_STEPS:-6000}" --adversarial "$w" --time-limit "$left" --quiet \
      > $runs/$name.out 2>&1 &
   gpu=$(( gpu + 1 ))
 done

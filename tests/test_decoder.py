@@ -106,3 +106,18 @@ def test_adversarial_fine_tune_trains_a_discriminator_and_only_the_decoder(tmp_p
     assert adv and all(r["step"] > 10 and r["adv_weight"] > 0 for r in adv)  # the decoder feels it after disc_start
     meta = json.loads((out / "config.json").read_text())["decoder"]
     assert meta["adversarial"] == 0.5 and meta["val_light_sharpness"] >= 0 and meta["val_real_sharpness"] > 0
+
+
+def test_a_decoder_run_resumes_with_its_optimizer_and_discriminator(tmp_path):
+    ck, _ = _checkpoint_and_shards(tmp_path)
+    kw = dict(width=1.0, batch=2, latents=2, history=2, device="cpu", log_every=1, adversarial=0.5, disc_start=2)
+    out = train_decoder(str(ck), str(tmp_path / "d"), str(tmp_path / "g"), steps=12, **kw)
+    first = load_tensors(out)
+    again = load_tensors(train_decoder(str(ck), str(tmp_path / "d"), str(tmp_path / "g"), steps=12, **kw))
+    assert all(torch.equal(first[k], again[k]) for k in first)  # at its last step already: nothing changes
+    train_decoder(str(ck), str(tmp_path / "d"), str(tmp_path / "g"), steps=16, **kw)
+    rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    assert json.loads((out / "state.json").read_text())["step"] == 16
+    assert [r["step"] for r in rows if "loss" in r][-4:] == [13, 14, 15, 16]
+    d13 = [r["d_loss"] for r in rows if r.get("step") == 13 and "d_loss" in r][0]
+    assert d13 < 1.0  # the trained discriminator came back (a fresh one starts near 2)

@@ -10,7 +10,8 @@ one; validation reports its PSNR against the full decoder and against the real f
 With `width` 1 the full decoder itself is fine-tuned (from its own weights, on the real frames
 alone). `history` latents decoded before the trained ones, without gradients, put the decoder
 where a stream spends its time: the VAE trains on short clips, and deep into a long stream its
-encoder and decoder leave the regime they learned (docs/TRAINING.md, run 7).
+encoder and decoder leave the regime they learned (docs/TRAINING.md, run 7). Started again on
+the same `out`, a run resumes: weights, optimizer, step and discriminator.
 
 `adversarial` > 0 adds a patch discriminator (models/discriminator.py) whose hinge loss, balanced
 against the reconstruction loss at the decoder's last layer and scaled by `adversarial`, makes
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
@@ -78,25 +80,36 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     if unexpected or any(not k.startswith("decoder.") for k in missing):
         raise ValueError(f"{init}: its VAE does not fit apart from the decoder (missing {missing[:4]}, "
                          f"unexpected {unexpected[:4]})")
+    run = Path(out)
+    # the same command on the same `out` goes on from where it stopped (a lease's time limit)
+    resume = (run / "state.json").is_file() and (run / "model.safetensors").is_file()
+    if resume:
+        load_into(light, load_tensors(run), "vae", str(run))
     trainable = list(light.decoder.parameters())
     light.requires_grad_(False)
     for p in trainable:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    names = common.param_names({"decoder": light.decoder})
     amp = common.autocast(dev)
     # the two losses' gradients are balanced at the decoder's last layer
     adv = Adversary(adversarial, light.decoder.head[1].weight, dev, 2 * lr, disc_start, amp) if adversarial > 0 else None
+    disc_file = run / "discriminator.safetensors"
+    step = 0
+    if resume:
+        step = common.load_training_state(run)["step"]
+        common.load_optimizer(run, opt, names)
+        if adv is not None and disc_file.is_file():
+            adv.disc.load_state_dict(load_file(str(disc_file), device=str(dev)))
     tr = cfg.vae.temporal
     T = 1 + (history + latents - 1) * tr
-    ds = ClipDataset(data, T, maps=list(TRAIN), seed=seed)
+    ds = ClipDataset(data, T, maps=list(TRAIN), seed=seed + step)
     try:
         val = ClipDataset(data, T, maps=list(VAL), seed=seed)
     except ValueError:
         val = None
-    run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     log = common.Logger(run)
-    step = 0
     while step < steps and not budget.done():
         video = to_video(ds.sample(batch)["frames"].to(dev))
         for g in opt.param_groups:
@@ -130,6 +143,11 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
         parts["text"] = text
     # read_config took the model section out of meta: the rest (step, metrics) carries over
     trained = {"width": width, "history": history, "steps": step, "adversarial": adversarial, **metrics}
-    return save_checkpoint(run, lcfg, parts, extra={**meta, "decoder": trained})
+    out_dir = save_checkpoint(run, lcfg, parts, extra={**meta, "decoder": trained})
+    if adv is not None:  # a training aid beside the checkpoint, for a resumed run; it never ships
+        save_file(adv.disc.state_dict(), str(disc_file) + ".tmp")
+        Path(str(disc_file) + ".tmp").replace(disc_file)
+    common.save_training_state(run, step, opt, names)
+    return out_dir
 
 
