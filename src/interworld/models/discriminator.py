@@ -12,8 +12,10 @@ per-frame discriminator could not see. Hinge losses, as in VQGAN.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 import torch.nn.functional as F
 from torch import nn
 
@@ -66,6 +68,18 @@ class Adversary:
         self.net = wrap(self.disc) if wrap else self.disc
         self.amp = amp
         self.last_stats: dict[str, float] = {}
+
+    def save(self, path: Path) -> None:
+        """The discriminator's weights beside a checkpoint (temp file, then rename), for a resumed
+        run; a training aid that never ships. Its optimizer state starts afresh on resume."""
+        tmp = Path(str(path) + ".tmp")
+        save_file(self.disc.state_dict(), str(tmp))
+        tmp.replace(path)
+
+    def load(self, path: Path) -> bool:
+        if Path(path).is_file():
+            self.disc.load_state_dict(load_file(str(path), device=str(next(self.disc.parameters()).device)))
+        return Path(path).is_file()
 
     def _ctx(self):
         return self.amp if self.amp is not None else contextlib.nullcontext()

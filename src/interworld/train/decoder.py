@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
 from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
@@ -99,8 +98,8 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     if resume:
         step = common.load_training_state(run)["step"]
         common.load_optimizer(run, opt, names)
-        if adv is not None and disc_file.is_file():
-            adv.disc.load_state_dict(load_file(str(disc_file), device=str(dev)))
+        if adv is not None:
+            adv.load(disc_file)
     tr = cfg.vae.temporal
     T = 1 + (history + latents - 1) * tr
     ds = ClipDataset(data, T, maps=list(TRAIN), seed=seed + step)
@@ -144,9 +143,8 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     # read_config took the model section out of meta: the rest (step, metrics) carries over
     trained = {"width": width, "history": history, "steps": step, "adversarial": adversarial, **metrics}
     out_dir = save_checkpoint(run, lcfg, parts, extra={**meta, "decoder": trained})
-    if adv is not None:  # a training aid beside the checkpoint, for a resumed run; it never ships
-        save_file(adv.disc.state_dict(), str(disc_file) + ".tmp")
-        Path(str(disc_file) + ".tmp").replace(disc_file)
+    if adv is not None:
+        adv.save(disc_file)
     common.save_training_state(run, step, opt, names)
     return out_dir
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from interworld.config import ModelConfig, get_preset
@@ -167,9 +166,8 @@ def fit(a: FitArgs, progress=None) -> Path:
         adversary = Adversary(a.adversarial, vae.decoder.head[1].weight, device, a.lr, a.adv_start, amp,
                               wrap=(lambda m: DDP(m, device_ids=[device.index] if device.type == "cuda" else None))
                               if world > 1 else None)
-        disc_file = run / "discriminator.safetensors"
-        if resume and disc_file.is_file():  # its optimizer state starts afresh
-            adversary.disc.load_state_dict(load_file(str(disc_file), device=str(device)))
+        if resume:
+            adversary.load(run / "discriminator.safetensors")
 
     def checkpoint(extra=None):
         if common.is_main():
@@ -177,10 +175,8 @@ def fit(a: FitArgs, progress=None) -> Path:
             if a.kind == "world" and modules["text"] is not None:
                 parts["text"] = modules["text"]
             save_checkpoint(run, cfg, parts, extra={"kind": a.kind, "step": step, **(extra or {})})
-            if adversary is not None:  # a training aid, beside the checkpoint (it never ships)
-                tmp = run / "discriminator.safetensors.tmp"
-                save_file(adversary.disc.state_dict(), str(tmp))
-                tmp.replace(run / "discriminator.safetensors")
+            if adversary is not None:
+                adversary.save(run / "discriminator.safetensors")
             common.save_training_state(run, step, opt, names)
 
     def validate():
