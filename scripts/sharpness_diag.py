@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from interworld.data.shards import list_shards, load_shard
-from interworld.engine.world import World
+from interworld.engine.world import World, to_uint8
 from interworld.eval.drift import sharpness
 from interworld.eval.metrics import psnr
 from interworld.eval.rollout import rollout
@@ -30,7 +30,6 @@ tr = 4
 if s0 < LEAD * tr or s0 + N + 1 > len(shard):
     sys.exit(f"START must be in [{LEAD * tr}, {len(shard) - N - 1}] for this shard")
 real = shard.frames[s0 + 1:s0 + N + 1]
-to_u8 = lambda v: ((v.float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
 f = lambda a: torch.from_numpy(a)
 rows = [real[8::8]]
 print(f"engine: sharpness {sharpness(real):.1f}")
@@ -38,7 +37,7 @@ for ck in sys.argv[5:]:
     w = World.from_pretrained(ck)
     with torch.no_grad():
         z, hist = stream_latents(w.vae, f(shard.frames[s0 - LEAD * tr:s0 + N + 1])[None], LEAD)
-        rec = to_u8(w.vae.decode(w.vae.denormalize(torch.cat([hist, z[:, :, 1:]], 2)))[0])[-N:]
+        rec = to_uint8(w.vae.decode(w.vae.denormalize(torch.cat([hist, z[:, :, 1:]], 2))))[-N:]
         T = 1 + (CTX + 1) * tr
         keys = torch.cat([torch.zeros(1, shard.keys.shape[1]), f(shard.keys[s0:s0 + T - 1]).float()])
         mouse = torch.cat([torch.zeros(1, 2), f(shard.mouse[s0:s0 + T - 1]).float()])
@@ -46,7 +45,7 @@ for ck in sys.argv[5:]:
         pred, _ = teacher_forced_prediction(w.dit, w.vae, w.text_encoder, b, w.cfg, w.scheme, w.device,
                                             context_latents=CTX, steps=3, seed=0,
                                             lead=f(shard.frames[s0 - LEAD * tr:s0])[None])
-        tf, tf_real = to_u8(pred[0]), shard.frames[s0 + 1 + (CTX - 1) * tr:s0 + T]
+        tf, tf_real = to_uint8(pred), shard.frames[s0 + 1 + (CTX - 1) * tr:s0 + T]
     g = rollout(w, shard.frames[s0], f(shard.keys[s0 + 1:s0 + N + 1]).float(),
                 f(shard.mouse[s0 + 1:s0 + N + 1]).float())["frames"][1:N + 1]
     print(f"{ck}: reconstruction sharpness {sharpness(rec):.1f} PSNR {psnr(rec, real).mean():.2f} | "

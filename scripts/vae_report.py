@@ -19,7 +19,8 @@ from interworld.data.shards import ClipDataset
 from interworld.eval.strips import save_strip
 from interworld.io.checkpoint import load_into, load_tensors, read_config
 from interworld.models.vae import CausalVAE, decode_after, frames_after
-from interworld.train.decoder import _sharpness
+from interworld.engine.world import to_uint8
+from interworld.train.decoder import video_sharpness
 from interworld.train.vae import psnr
 from interworld.train.world import to_video
 
@@ -46,11 +47,10 @@ for run in a.runs:
         rec = decode_after(vae, vae.encode(video), a.history).float()
     real = frames_after(video, a.history, tr)
     name = Path(run).name
-    report[name] = {"psnr": psnr(rec, real), "sharpness": _sharpness(rec), "real_sharpness": _sharpness(real),
+    report[name] = {"psnr": psnr(rec, real), "sharpness": video_sharpness(rec), "real_sharpness": video_sharpness(real),
                     "params_m": sum(p.numel() for p in vae.parameters()) / 1e6, "step": meta.get("step"),
                     "vae": {"dim": cfg.vae.dim, "dec_dim": cfg.vae.dec_dim}}
-    to_u8 = lambda v: ((v[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
-    save_strip(out / f"{name}.png", {"real": to_u8(real), "vae": to_u8(rec)}, every=2)
+    save_strip(out / f"{name}.png", {"real": to_uint8(real), "vae": to_uint8(rec)}, every=2)
     print(name, {k: round(v, 2) if isinstance(v, float) else v for k, v in report[name].items()}, flush=True)
 best = max(r["psnr"] for r in report.values())
 win = max((n for n, r in report.items() if r["psnr"] >= best - a.psnr_slack), key=lambda n: report[n]["sharpness"])

@@ -82,6 +82,7 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
     """Next-chunk PSNR/SSIM with real context, at `windows` places along the clip, beside the
     repeat-last floor (world None: the floor alone, for `cfg` and `scheme`). Up to `lead` latents
     of the frames before a window are encoded and decoded first (`stream_latents`)."""
+    from interworld.engine.world import to_uint8
     from interworld.train.world import WorldBatch, teacher_forced_prediction
 
     cfg = world.cfg if world is not None else cfg
@@ -108,7 +109,7 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
             pred, _ = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, b, cfg, scheme,
                                                 world.device, context_latents=context_latents, steps=steps, seed=seed,
                                                 lead=torch.from_numpy(clip["frames"][s - k:s])[None] if k else None)
-            p = ((pred[0].float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+            p = to_uint8(pred)
             out["psnr"].append(psnr(p, real).mean())
             out["ssim"].append(ssim(p, real).mean())
             out["sharpness"].append(sharpness(p))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,16 +46,16 @@ def compare(light: CausalVAE, full: CausalVAE, frames: torch.Tensor, device, his
     a, b = decode_after(light, z, history), decode_after(full, z, history)
     real = frames_after(video, history, full.cfg.temporal)
     return {"val_light_vs_full_psnr": psnr(a, b), "val_light_vs_real_psnr": psnr(a, real),
-            "val_full_vs_real_psnr": psnr(b, real), "val_light_sharpness": _sharpness(a),
-            "val_full_sharpness": _sharpness(b), "val_real_sharpness": _sharpness(real)}
+            "val_full_vs_real_psnr": psnr(b, real), "val_light_sharpness": video_sharpness(a),
+            "val_full_sharpness": video_sharpness(b), "val_real_sharpness": video_sharpness(real)}
 
 
-def _sharpness(video: torch.Tensor) -> float:
-    """eval/drift.py's sharpness of a video [B, 3, T, H, W] in [-1, 1]."""
+def video_sharpness(video: torch.Tensor) -> float:
+    """eval/drift.py's sharpness of the frames of videos [B, 3, T, H, W] in [-1, 1]."""
+    from interworld.engine.world import to_uint8
     from interworld.eval.drift import sharpness
 
-    v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 4, 1)
-    return sharpness(v.reshape(-1, *v.shape[2:]).cpu().numpy())
+    return sharpness(np.concatenate([to_uint8(v[None]) for v in video]))
 
 
 def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int = 4000, batch: int = 8,
