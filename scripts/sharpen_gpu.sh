@@ -18,16 +18,14 @@
 set -euo pipefail
 out=${1:?OUT_DIR}; secs=${2:?SECONDS}
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lease_data.sh
+source "$root/scripts/lease_data.sh"
 base=${BASE:-$root/src/interworld/assets/small}
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 iw() { python3 -m interworld.cli.main "$@"; }
 data=/tmp/doom; runs=/tmp/runs
 t0=$(date +%s); stop=$(( t0 + secs - 45 ))  # 45 s to write checkpoints and pack
-if [ ! -d $data/val ]; then
-  iw record --out $data --maps $(printf 'MAP%02d ' $(seq 1 18)) --frames "${FRAMES:-150000}" --workers "$(nproc)" --quiet
-  iw record --out $data/val --maps MAP19 MAP20 --frames 8000 --workers 8 --seed 1 --quiet
-  echo "recorded in $(( $(date +%s) - t0 )) s"; du -sh $data
-fi
+record_lease_data "${FRAMES:-150000}"
 mkdir -p $runs "$out"
 left=$(( stop - $(date +%s) ))
 gpu=0

@@ -20,18 +20,16 @@
 set -euo pipefail
 out=${1:?OUT_DIR}; vae_s=${2:-200}; world_s=${3:-280}; resume=${4:-}; distill_s=${5:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lease_data.sh
+source "$root/scripts/lease_data.sh"
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 ngpu=$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")
 iw() { python3 -m interworld.cli.main "$@"; }
 iwrun() { torchrun --standalone --nproc_per_node "$ngpu" -m interworld.cli.main "$@"; }
 data=/tmp/doom; runs=/tmp/runs; mkdir -p "$out"
-maps=${MAPS:-"$(printf 'MAP%02d ' $(seq 1 18))"}
 t0=$(date +%s)
-if [ ! -d $data/val ]; then  # a follow-up call on the warm machine finds the data there
-  iw record --out $data --maps $maps --frames "${FRAMES:-200000}" --workers "$(nproc)" ${RECORD_ARGS:-} --quiet
-  iw record --out $data/val --maps MAP19 MAP20 --frames 8000 --workers 8 --seed 1 ${RECORD_ARGS:-} --quiet
-  echo "recorded in $(( $(date +%s) - t0 )) s on $ngpu GPU(s)"; du -sh $data
-fi
+# shellcheck disable=SC2086
+record_lease_data "${FRAMES:-200000}" ${RECORD_ARGS:-}
 mkdir -p $runs
 if [ -n "$resume" ]; then
   mkdir -p $runs/world && cp "$resume"/world/* $runs/world/
