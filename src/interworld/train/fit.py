@@ -141,8 +141,8 @@ def fit(a: FitArgs, progress=None) -> Path:
     warm_from = 0  # the step the learning-rate warm-up starts from
     if resume and not common.load_optimizer(run, opt, names):
         warm_from = step  # weights without optimizer state (a checkpoint carried to a new lease): warm up again
-    wrapped = {k: (DDP(m, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else m)
-               for k, m in trainable.items()}
+    ddp = (lambda m: DDP(m, device_ids=[device.index] if device.type == "cuda" else None)) if world > 1 else None
+    wrapped = {k: (ddp(m) if ddp else m) for k, m in trainable.items()}
 
     T = 1 + (a.latents - 1) * cfg.vae.temporal
     # each rank loads its own share of the shards (all of them if there are too few to share)
@@ -163,9 +163,7 @@ def fit(a: FitArgs, progress=None) -> Path:
     errors = ErrorBuffer(a.error_buffer) if a.kind == "world" and a.error_buffer > 0 else None
     adversary = None
     if a.kind == "vae" and a.adversarial > 0:
-        adversary = Adversary(a.adversarial, vae.decoder.head[1].weight, device, a.lr, a.adv_start, amp,
-                              wrap=(lambda m: DDP(m, device_ids=[device.index] if device.type == "cuda" else None))
-                              if world > 1 else None)
+        adversary = Adversary(a.adversarial, vae.decoder.head[1].weight, device, a.lr, a.adv_start, amp, wrap=ddp)
         if resume:
             adversary.load(run / "discriminator.safetensors")
 

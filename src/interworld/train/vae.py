@@ -18,14 +18,15 @@ def vae_loss(vae, frames: torch.Tensor, device, kl_weight: float = 1e-6, adversa
              step: int = 0) -> tuple[torch.Tensor, dict]:
     video = to_video(frames.to(device))
     rec, mu, logvar = vae(video)  # through forward, so a DDP wrapper syncs the gradients
-    l1 = F.l1_loss(rec.float(), video)
-    mse = F.mse_loss(rec.float(), video)
+    rec = rec.float()
+    l1 = F.l1_loss(rec, video)
+    mse = F.mse_loss(rec, video)
     kl = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1.0 - logvar.float()).mean()
     loss = l1 + mse + kl_weight * kl
     metrics = {"l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach()}
     if adversary is not None:
-        adversary.update(video, rec.float())
-        loss = loss + adversary.term(l1 + mse, rec.float(), step)
+        adversary.update(video, rec)
+        loss = loss + adversary.term(l1 + mse, rec, step)
         metrics.update(adversary.last_stats)
     return loss, {"loss": loss.detach(), **metrics}
 
