@@ -2,14 +2,16 @@
 deep into a stream (after 12 latents of history), as PSNR against the real frames and as
 sharpness (variance of the Laplacian, eval/drift.py) beside the real frames' own, and a PNG
 strip per checkpoint (real frames above, reconstruction below). Writes OUT/report.json and
-OUT/NAME.png, and prints which checkpoint wins: the sharpest of those within `--psnr-slack` dB
-of the best PSNR (a blurred mean scores high PSNR; docs/TRAINING.md, run 9).
+OUT/NAME.png, and prints which checkpoint wins: of those within `--psnr-slack` dB of the best
+PSNR (a blurred mean scores high PSNR; docs/TRAINING.md, run 9), the one whose sharpness is
+closest to the real frames' on a log scale (sharper than real is grain, not detail).
 
     python scripts/vae_report.py --data DATA --out OUT RUN [RUN ...]
 """
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -53,7 +55,8 @@ for run in a.runs:
     save_strip(out / f"{name}.png", {"real": to_uint8(real), "vae": to_uint8(rec)}, every=2)
     print(name, {k: round(v, 2) if isinstance(v, float) else v for k, v in report[name].items()}, flush=True)
 best = max(r["psnr"] for r in report.values())
-win = max((n for n, r in report.items() if r["psnr"] >= best - a.psnr_slack), key=lambda n: report[n]["sharpness"])
+win = min((n for n, r in report.items() if r["psnr"] >= best - a.psnr_slack),
+          key=lambda n: abs(math.log(max(report[n]["sharpness"], 1e-6) / report[n]["real_sharpness"])))
 report["winner"] = win
 (out / "report.json").write_text(json.dumps(report, indent=1))
 print("winner:", win)
