@@ -5,7 +5,7 @@
 # So new VAEs, trained with the discriminator from --adv-start on, one per GPU, side by side:
 #   VARIANTS "DIM:ADV ..." (default "32:0.5 48:0.5 64:0.5 64:0": width and discriminator apart)
 # then scripts/vae_report.py compares them deep into a stream (PSNR, sharpness, PNG strips) and
-# the winner is copied to /tmp/runs/vae, where `VAE_S=0 scripts/train_small_gpu.sh` (a follow-up
+# the winner is copied to /tmp/runs/vae, where `scripts/train_small_gpu.sh OUT 0 SECONDS` (a follow-up
 # call on the warm machine) trains a world model on it. OUT_DIR gets report.tgz (report.json and
 # the strips) and the winner in fp16 as vae_fp16.partNN (15 MB parts) with vae_meta.tgz.
 #

@@ -45,8 +45,8 @@ def run(args) -> int:
         raise UsageError(str(e)) from None
     try:
         import vizdoom  # noqa: F401
-    except ImportError:
-        raise UsageError("recording needs ViZDoom: pip install vizdoom==1.3.2") from None
+    except ImportError as e:  # the reason matters: a broken install reads like a missing one
+        raise UsageError(f"recording needs ViZDoom ({e}): pip install vizdoom==1.3.2") from None
     for name, v in (("--frames", args.frames), ("--workers", args.workers), ("--skip", args.skip),
                     ("--shard-frames", args.shard_frames)):
         if v < 1:

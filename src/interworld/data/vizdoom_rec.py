@@ -30,8 +30,8 @@ RESOLUTIONS = [(120, 160), (125, 200), (144, 256), (160, 256), (240, 320), (200,
 def _vizdoom():
     try:
         import vizdoom
-    except ImportError:
-        raise RuntimeError("recording needs ViZDoom: pip install vizdoom==1.3.2") from None
+    except ImportError as e:
+        raise RuntimeError(f"recording needs ViZDoom ({e}): pip install vizdoom==1.3.2") from None
     return vizdoom
 
 
