@@ -11,9 +11,11 @@
 #
 # Usage: scripts/train_small_gpu.sh OUT_DIR [VAE_SECONDS] [WORLD_SECONDS] [RESUME_DIR] [DISTILL_SECONDS]
 # VAE_SECONDS 0 with a VAE already in /tmp/runs/vae (scripts/vae_sweep_gpu.sh's winner): train the world on it.
+# WORLD_SECONDS 0: a VAE-only lease; OUT_DIR gets the VAE as vae_fp16.partNN, report.tgz (scripts/vae_report.py:
+#   PSNR, sharpness and strips deep in a stream) and meta.tgz.
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
-#      WORLD_LR / VAE_LR, ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
+#      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
 #      blocks of the teacher, the default; 0: eager), MEMORY (share of batches with memory frames,
 #      default 0.5; 0: a teacher without memory), DIT_DIM / DIT_LAYERS (a new DiT of that width and depth,
 #      e.g. 320 and 10, on the VAE; default: the preset's).
@@ -38,8 +40,16 @@ elif [ "$vae_s" = 0 ] && [ -f $runs/vae/config.json ]; then
   echo "world model on the VAE in $runs/vae (scripts/vae_sweep_gpu.sh)"
 else
   iwrun train vae --data $data --out $runs/vae --preset "${PRESET:-small}" --steps "${VAE_STEPS:-3000}" \
-     --batch "${VAE_BATCH:-16}" --latents 3 --lr "${VAE_LR:-5e-4}" --time-limit "$vae_s" --val-every 500 \
+     ${VAE_DIM:+--vae-dim $VAE_DIM} --batch "${VAE_BATCH:-16}" --latents 3 --lr "${VAE_LR:-5e-4}" --time-limit "$vae_s" --val-every 500 \
      --ckpt-every 100000 --quiet
+fi
+if [ "$world_s" = 0 ]; then
+  rm -rf /tmp/report && python3 "$root/scripts/vae_report.py" --data $data --out /tmp/report $runs/vae
+  tar czf "$out/report.tgz" -C /tmp report
+  python3 "$root/scripts/fp16_copy.py" $runs/vae /tmp/vae16
+  split -b 15M -d /tmp/vae16/model.safetensors "$out/vae_fp16.part"
+  (cd $runs && tar czf "$out/meta.tgz" --exclude='*.safetensors' --exclude=tb vae)
+  ls -la "$out"; exit 0
 fi
 # DIT_DIM / DIT_LAYERS shape a new DiT only (a follow-up call resumes the one it made)
 new_dit=""; [ -z "$resume" ] && [ ! -f $runs/world/config.json ] && new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS}"
