@@ -15,10 +15,11 @@
 #   PSNR, sharpness and strips deep in a stream) and meta.tgz.
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
-#      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
-#      blocks of the teacher, the default; 0: eager), MEMORY (share of batches with memory frames,
-#      default 0.5; 0: a teacher without memory), DIT_DIM / DIT_LAYERS (a new DiT of that width and depth,
-#      e.g. 320 and 10, on the VAE; default: the preset's).
+#      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), ERROR_BUFFER (latent
+#      frames; 0 = off), COMPILE (1: torch.compile the DiT blocks of the teacher, the default; 0: eager),
+#      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
+#      DIT_DIM / DIT_LAYERS (a new DiT of that width and depth, e.g. 320 and 10, on the VAE;
+#      default: the preset's).
 set -euo pipefail
 out=${1:?OUT_DIR}; vae_s=${2:-200}; world_s=${3:-280}; resume=${4:-}; distill_s=${5:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
