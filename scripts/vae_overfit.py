@@ -4,7 +4,7 @@ frames' own. If even memorised clips stay blurred, the architecture or loss is t
 they turn sharp, the shipped VAE is short of training (docs/TRAINING.md, run 10). One JSON line
 per report on stdout.
 
-    python scripts/vae_overfit.py --data DATA [--clips 4] [--frames 5] [--vae-dim 32] [--seconds 60]
+    python scripts/vae_overfit.py --data DATA [--clips 4] [--frames 5] [--vae-dim 32] [--seconds 60] [--png OUT.png]
 """
 
 import argparse
@@ -17,6 +17,8 @@ import torch
 from interworld.config import PRESETS
 from interworld.data.maps import VAL
 from interworld.data.shards import ClipDataset
+from interworld.engine.world import to_uint8
+from interworld.eval.strips import save_strip
 from interworld.models.vae import CausalVAE
 from interworld.train.decoder import video_sharpness
 from interworld.train.vae import psnr, vae_loss
@@ -31,6 +33,7 @@ p.add_argument("--frames", type=int, default=5, help="frames per clip (1 + a mul
 p.add_argument("--lr", type=float, default=5e-4)
 p.add_argument("--seconds", type=float, default=60)
 p.add_argument("--every", type=int, default=100, help="steps between reports")
+p.add_argument("--png", help="at the end, a strip of the real frames above their reconstruction")
 a = p.parse_args()
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 torch.manual_seed(0)
@@ -55,3 +58,9 @@ while time.time() - t0 < a.seconds:
             rec = vae.decode(vae.encode(video)).float()
         print(json.dumps({"step": step, "s": round(time.time() - t0, 1), "psnr": round(psnr(rec, video), 2),
                           "sharpness": round(video_sharpness(rec), 1), "real_sharpness": round(real, 1)}), flush=True)
+if a.png:
+    with torch.no_grad():
+        rec = vae.decode(vae.encode(video)).float()
+    # each clip's first frame, side by side
+    save_strip(a.png, {"real": to_uint8(video[:, :, 0].unsqueeze(0).transpose(1, 2)),
+                       "vae": to_uint8(rec[:, :, 0].unsqueeze(0).transpose(1, 2))}, every=1)
