@@ -1,4 +1,4 @@
-# Sourced by the lease scripts (train_small_gpu.sh, sharpen_gpu.sh, vae_sweep_gpu.sh).
+# Sourced by the lease scripts (train_small_gpu.sh, sharpen_gpu.sh, vae_sweep_gpu.sh): what they share.
 # record_lease_data FRAMES [record args...]: FRAMES of the training maps ($MAPS, default freedoom2
 # MAP01-MAP18) into /tmp/doom on all cores, and 8000 of the validation maps into /tmp/doom/val,
 # unless they are there: a follow-up call on the warm machine finds them.
@@ -13,4 +13,24 @@ record_lease_data() {
   python3 -m interworld.cli.main record --out /tmp/doom/val --maps MAP19 MAP20 --frames 8000 --workers 8 --seed 1 \
      "$@" --quiet
   echo "recorded in $(( $(date +%s) - t0 )) s"; du -sh /tmp/doom
+}
+
+# report_vae OUT_DIR RUN...: scripts/vae_report.py on the VAE runs (PSNR and sharpness deep in a
+# stream, strips, the winner) with each run's log, as OUT_DIR/report.tgz; report.json stays in /tmp/report.
+report_vae() {
+  local out=$1 r
+  shift
+  rm -rf /tmp/report && mkdir -p /tmp/report
+  python3 "$(dirname "${BASH_SOURCE[0]}")/vae_report.py" --data /tmp/doom --out /tmp/report "$@" | tee /tmp/report/report.txt
+  for r in "$@"; do cp "$r/log.jsonl" "/tmp/report/$(basename "$r").log.jsonl"; done
+  tar czf "$out/report.tgz" -C /tmp report
+}
+
+# pack_vae OUT_DIR: /tmp/runs/vae in fp16 as OUT_DIR/vae_fp16.partNN (15 MB parts), and its
+# config, state and log as OUT_DIR/vae_meta.tgz.
+pack_vae() {
+  local out=$1
+  rm -rf /tmp/pack/vae && python3 "$(dirname "${BASH_SOURCE[0]}")/fp16_copy.py" /tmp/runs/vae /tmp/pack/vae
+  split -b 15M -d /tmp/pack/vae/model.safetensors "$out/vae_fp16.part"
+  (cd /tmp/runs && tar czf "$out/vae_meta.tgz" --exclude='*.safetensors' --exclude=tb vae)
 }

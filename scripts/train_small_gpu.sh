@@ -12,7 +12,7 @@
 # Usage: scripts/train_small_gpu.sh OUT_DIR [VAE_SECONDS] [WORLD_SECONDS] [RESUME_DIR] [DISTILL_SECONDS]
 # VAE_SECONDS 0 with a VAE already in /tmp/runs/vae (scripts/vae_sweep_gpu.sh's winner): train the world on it.
 # WORLD_SECONDS 0: a VAE-only lease; OUT_DIR gets the VAE as vae_fp16.partNN, report.tgz (scripts/vae_report.py:
-#   PSNR, sharpness and strips deep in a stream) and meta.tgz.
+#   PSNR, sharpness and strips deep in a stream) and vae_meta.tgz.
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), ERROR_BUFFER (latent
@@ -45,11 +45,8 @@ else
      --ckpt-every 100000 --quiet
 fi
 if [ "$world_s" = 0 ]; then
-  rm -rf /tmp/report && python3 "$root/scripts/vae_report.py" --data $data --out /tmp/report $runs/vae
-  tar czf "$out/report.tgz" -C /tmp report
-  python3 "$root/scripts/fp16_copy.py" $runs/vae /tmp/vae16
-  split -b 15M -d /tmp/vae16/model.safetensors "$out/vae_fp16.part"
-  (cd $runs && tar czf "$out/meta.tgz" --exclude='*.safetensors' --exclude=tb vae)
+  report_vae "$out" $runs/vae
+  pack_vae "$out"
   ls -la "$out"; exit 0
 fi
 # DIT_DIM / DIT_LAYERS shape a new DiT only (a follow-up call resumes the one it made)

@@ -33,13 +33,8 @@ done
 fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
 echo "trained at $(( $(date +%s) - t0 )) s (failures: $fail)"
 ok=(); for r in "${names[@]}"; do [ -f $r/model.safetensors ] && ok+=($r) || tail -5 $r.out; done
-rm -rf /tmp/report && mkdir -p /tmp/report
-python3 "$root/scripts/vae_report.py" --data $data --out /tmp/report "${ok[@]}" | tee /tmp/report/report.txt
-for r in "${ok[@]}"; do cp $r/log.jsonl /tmp/report/$(basename $r).log.jsonl; done
-tar czf "$out/report.tgz" -C /tmp report
+report_vae "$out" "${ok[@]}"
 win=$(python3 -c "import json; print(json.load(open('/tmp/report/report.json'))['winner'])")
 rm -rf $runs/vae && cp -r $runs/$win $runs/vae
-python3 "$root/scripts/fp16_copy.py" $runs/vae /tmp/pack/vae
-split -b 15M -d /tmp/pack/vae/model.safetensors "$out/vae_fp16.part"
-(cd $runs && tar czf "$out/vae_meta.tgz" --exclude='*.safetensors' vae)
+pack_vae "$out"
 ls -la "$out"
