@@ -23,6 +23,7 @@ ever updates the new frames, so the context stays exactly as given.
 
 from __future__ import annotations
 
+import itertools
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,16 +94,10 @@ def _keep_pieces(parts: list, keep: list[int], s: int) -> "KVParts":
     out, start, keep = KVParts(), 0, set(keep)
     for k, v in parts:
         n = k.shape[1] // s
-        i = 0
-        while i < n:
-            if start + i not in keep:
-                i += 1
-                continue
-            j = i
-            while j < n and start + j in keep:
-                j += 1
-            out.append((k[:, i * s:j * s], v[:, i * s:j * s]))
-            i = j
+        for kept, run in itertools.groupby(range(n), key=lambda i: start + i in keep):
+            if kept:
+                run = list(run)
+                out.append((k[:, run[0] * s:(run[-1] + 1) * s], v[:, run[0] * s:(run[-1] + 1) * s]))
         start += n
     return out
 
