@@ -91,7 +91,7 @@ def run(args) -> int:
             out = train_decoder(args.init, args.data, args.out, width=args.width, steps=args.steps, batch=args.batch,
                                 latents=args.latents, history=args.history, lr=args.lr,
                                 time_limit=args.time_limit, device=args.device, adversarial=args.adversarial,
-                                disc_start=200 if args.adv_start is None else args.adv_start,
+                                **({} if args.adv_start is None else {"disc_start": args.adv_start}),
                                 seed=args.seed, progress=lambda s, n, loss: update(s, loss))
         print(f"checkpoint with the light decoder in {out}")
         return 0
@@ -121,7 +121,7 @@ def run(args) -> int:
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
-                 adv_start=2000 if args.adv_start is None else args.adv_start, vae_dim=args.vae_dim,
+                 **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
                  dit_dim=args.dit_dim, dit_layers=args.dit_layers)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:

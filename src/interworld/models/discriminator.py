@@ -77,9 +77,10 @@ class Adversary:
         tmp.replace(path)
 
     def load(self, path: Path) -> bool:
-        if Path(path).is_file():
-            self.disc.load_state_dict(load_file(str(path), device=str(next(self.disc.parameters()).device)))
-        return Path(path).is_file()
+        if not Path(path).is_file():
+            return False
+        self.disc.load_state_dict(load_file(str(path), device=str(next(self.disc.parameters()).device)))
+        return True
 
     def _ctx(self):
         return self.amp if self.amp is not None else contextlib.nullcontext()
