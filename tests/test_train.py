@@ -148,3 +148,26 @@ def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
     with pytest.raises(ValueError, match="new DiT"):  # a trained DiT is not reshaped
         fit(FitArgs("world", str(data), str(tmp_path / "w2"), init=str(run), steps=1, batch=2, latents=3,
                     device="cpu", dit_dim=128))
+
+
+
+def test_training_precision_on_a_cpu_is_fp32_and_its_name_is_checked():
+    from interworld.train.common import autocast
+
+    x = torch.ones(2, 2)
+    for precision in ("bf16", "fp32"):
+        with autocast(torch.device("cpu"), precision):
+            assert (x @ x).dtype == torch.float32
+    with pytest.raises(ValueError, match="fp16"):
+        autocast(torch.device("cpu"), "fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_training_precision_bf16_autocasts_and_fp32_does_not():
+    from interworld.train.common import autocast
+
+    x = torch.ones(2, 2, device="cuda")
+    with autocast(x.device, "bf16"):
+        assert (x @ x).dtype == torch.bfloat16
+    with autocast(x.device, "fp32"):
+        assert (x @ x).dtype == torch.float32

@@ -69,6 +69,9 @@ def add_parser(sub):
     p.add_argument("--adv-start", type=int, metavar="N",
                    help="vae, decoder: steps before the discriminator's loss reaches the decoder (default: 2000 "
                         "for a VAE, which must learn to reconstruct first; 200 for a decoder fine-tune)")
+    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+                   help="vae, world, decoder on a GPU: bf16 autocast (default) or fp32 with TF32 matmuls and "
+                        "convolutions, slower. On a CPU training is always fp32")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -91,6 +94,7 @@ def run(args) -> int:
             out = train_decoder(args.init, args.data, args.out, width=args.width, steps=args.steps, batch=args.batch,
                                 latents=args.latents, history=args.history, lr=args.lr,
                                 time_limit=args.time_limit, device=args.device, adversarial=args.adversarial,
+                                precision=args.precision,
                                 **({} if args.adv_start is None else {"disc_start": args.adv_start}),
                                 seed=args.seed, progress=lambda s, n, loss: update(s, loss))
         print(f"checkpoint with the light decoder in {out}")
@@ -122,7 +126,7 @@ def run(args) -> int:
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
                  **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
-                 dit_dim=args.dit_dim, dit_layers=args.dit_layers)
+                 dit_dim=args.dit_dim, dit_layers=args.dit_layers, precision=args.precision)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
             out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))

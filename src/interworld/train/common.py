@@ -49,9 +49,16 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on a GPU, nothing on a CPU; one object, reusable for every step."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+def autocast(device: torch.device, precision: str = "bf16"):
+    """bf16 autocast on a GPU, nothing on a CPU; one object, reusable for every step.
+    precision "fp32" turns it off on a GPU too, with TF32 matmuls and convolutions instead."""
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"precision {precision!r}: use bf16 or fp32")
+    if device.type == "cuda" and precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return contextlib.nullcontext()
 
 
 def agree(flag: bool, device) -> bool:

@@ -61,7 +61,7 @@ def video_sharpness(video: torch.Tensor) -> float:
 def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int = 4000, batch: int = 8,
                   latents: int = 3, history: int = 0, lr: float = 5e-4, time_limit: float | None = None,
                   device: str | None = None, seed: int = 0, log_every: int = 50, progress=None,
-                  adversarial: float = 0.0, disc_start: int = 200) -> Path:
+                  adversarial: float = 0.0, disc_start: int = 200, precision: str = "bf16") -> Path:
     budget = common.Budget(time_limit)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(seed)
@@ -91,7 +91,7 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
         p.requires_grad_(True)
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
     names = common.param_names({"decoder": light.decoder})
-    amp = common.autocast(dev)
+    amp = common.autocast(dev, precision)
     # the two losses' gradients are balanced at the decoder's last layer
     adv = Adversary(adversarial, light.decoder.head[1].weight, dev, 2 * lr, disc_start, amp) if adversarial > 0 else None
     disc_file = run / "discriminator.safetensors"

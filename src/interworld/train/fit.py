@@ -1,6 +1,6 @@
 """The training loop shared by `interworld train vae` and `interworld train world`.
 
-One process per GPU under torchrun (DDP), bf16 autocast on GPUs, AdamW with warm-up and
+One process per GPU under torchrun (DDP), bf16 autocast on GPUs (or fp32), AdamW with warm-up and
 cosine decay, JSON-lines logs (and TensorBoard if installed), validation on the
 validation maps, and checkpoints that a later run resumes from: the weights in
 interworld's checkpoint layout plus the optimizer state and step, all safetensors,
@@ -63,6 +63,7 @@ class FitArgs:
     vae_dim: int | None = None  # vae: base width of a new VAE (default: the preset's)
     dit_dim: int | None = None  # world: width of a new DiT (heads of 64, FFN 3x; default: the config's)
     dit_layers: int | None = None  # world: blocks of a new DiT (default: the config's)
+    precision: str = "bf16"  # on a GPU: "bf16" autocast, or "fp32" with TF32 matmuls and convolutions
 
 
 VAL_LEAD = 12  # latents of earlier frames before each validation clip: a long stream's state
@@ -148,7 +149,7 @@ def fit(a: FitArgs, progress=None) -> Path:
     # each rank loads its own share of the shards (all of them if there are too few to share)
     data = ClipDataset(a.data, T, maps=list(TRAIN), seed=a.seed * 1000 + rank + step, part=(rank, world))
     n_frames = data.frames
-    amp = common.autocast(device)
+    amp = common.autocast(device, a.precision)
     if a.kind == "world":  # the VAE is frozen: encode every clip once
         data = LatentClips(data, vae, a.latents, device, seed=a.seed * 1000 + rank + step, amp=amp)
     try:
