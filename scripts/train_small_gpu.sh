@@ -15,7 +15,8 @@
 #   PSNR, sharpness and strips deep in a stream) and vae_meta.tgz.
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
-#      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), ERROR_BUFFER (latent
+#      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), VAE_LATENTS (latents per
+#      VAE clip, default 3; 13 trains the middle of a stream too), VAE_PRECISION (bf16, the default, or fp32), ERROR_BUFFER (latent
 #      frames; 0 = off), COMPILE (1: torch.compile the DiT blocks of the teacher, the default; 0: eager),
 #      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
 #      DIT_DIM / DIT_LAYERS (a new DiT of that width and depth, e.g. 320 and 10, on the VAE;
@@ -41,8 +42,8 @@ elif [ "$vae_s" = 0 ] && [ -f $runs/vae/config.json ]; then
   echo "world model on the VAE in $runs/vae (scripts/vae_sweep_gpu.sh)"
 else
   iwrun train vae --data $data --out $runs/vae --preset "${PRESET:-small}" --steps "${VAE_STEPS:-3000}" \
-     ${VAE_DIM:+--vae-dim $VAE_DIM} --batch "${VAE_BATCH:-16}" --latents 3 --lr "${VAE_LR:-5e-4}" --time-limit "$vae_s" --val-every 500 \
-     --ckpt-every 100000 --quiet
+     ${VAE_DIM:+--vae-dim $VAE_DIM} --batch "${VAE_BATCH:-16}" --latents "${VAE_LATENTS:-3}" --lr "${VAE_LR:-5e-4}" \
+     ${VAE_PRECISION:+--precision $VAE_PRECISION} --time-limit "$vae_s" --val-every 500 --ckpt-every 100000 --quiet
 fi
 if [ "$world_s" = 0 ]; then
   report_vae "$out" $runs/vae

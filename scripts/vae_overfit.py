@@ -5,6 +5,7 @@ they turn sharp, the shipped VAE is short of training (docs/TRAINING.md, run 10)
 per report on stdout.
 
     python scripts/vae_overfit.py --data DATA [--clips 4] [--frames 5] [--vae-dim 32] [--seconds 60] [--png OUT.png]
+        [--precision bf16|fp32]
 """
 
 import argparse
@@ -34,9 +35,13 @@ p.add_argument("--lr", type=float, default=5e-4)
 p.add_argument("--seconds", type=float, default=60)
 p.add_argument("--every", type=int, default=100, help="steps between reports")
 p.add_argument("--png", help="at the end, a strip of the real frames above their reconstruction")
+p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+               help="bf16: autocast, as `interworld train` does on a GPU by default (here on a CPU too, to compare "
+                    "the two on one); fp32: none (TF32 on a GPU)")
 a = p.parse_args()
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 torch.manual_seed(0)
+torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 cfg = PRESETS[a.preset]().vae
 if a.vae_dim:
     cfg = dataclasses.replace(cfg, dim=a.vae_dim, dec_dim=a.vae_dim)
@@ -48,7 +53,7 @@ opt = torch.optim.AdamW(vae.parameters(), lr=a.lr)
 t0, step = time.time(), 0
 while time.time() - t0 < a.seconds:
     step += 1
-    with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+    with torch.autocast(dev.type, torch.bfloat16, enabled=a.precision == "bf16"):
         loss, _ = vae_loss(vae, frames, dev)
     opt.zero_grad(set_to_none=True)
     loss.backward()
