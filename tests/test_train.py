@@ -10,7 +10,7 @@ pytest.importorskip("vizdoom", reason="pip install vizdoom==1.3.2 to record trai
 
 from interworld.data.vizdoom_rec import record  # noqa: E402
 from interworld.engine.world import World  # noqa: E402
-from interworld.train.common import read_log  # noqa: E402
+from interworld.train.common import autocast, read_log  # noqa: E402
 from interworld.train.fit import FitArgs, fit  # noqa: E402
 
 
@@ -150,10 +150,7 @@ def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
                     device="cpu", dit_dim=128))
 
 
-
 def test_training_precision_on_a_cpu_is_fp32_and_its_name_is_checked():
-    from interworld.train.common import autocast
-
     x = torch.ones(2, 2)
     for precision in ("bf16", "fp32"):
         with autocast(torch.device("cpu"), precision):
@@ -164,8 +161,6 @@ def test_training_precision_on_a_cpu_is_fp32_and_its_name_is_checked():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_training_precision_bf16_autocasts_and_fp32_does_not():
-    from interworld.train.common import autocast
-
     x = torch.ones(2, 2, device="cuda")
     with autocast(x.device, "bf16"):
         assert (x @ x).dtype == torch.bfloat16
