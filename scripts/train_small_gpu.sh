@@ -10,14 +10,16 @@
 # the world/ configs from meta.tgz (see docs/TRAINING.md).
 #
 # Usage: scripts/train_small_gpu.sh OUT_DIR [VAE_SECONDS] [WORLD_SECONDS] [RESUME_DIR] [DISTILL_SECONDS]
-# VAE_SECONDS 0 with a VAE already in /tmp/runs/vae (scripts/vae_sweep_gpu.sh's winner): train the world on it.
-# WORLD_SECONDS 0: a VAE-only lease; OUT_DIR gets the VAE as vae_fp16.partNN, report.tgz (scripts/vae_report.py:
-#   PSNR, sharpness and strips deep in a stream) and vae_meta.tgz.
+# VAE_SECONDS 0 with a VAE already in /tmp/runs/vae (scripts/vae_sweep_gpu.sh's winner): train the
+#   world on it.
+# WORLD_SECONDS 0: a VAE-only lease; OUT_DIR gets the VAE as vae_fp16.partNN, report.tgz
+#   (scripts/vae_report.py: PSNR, sharpness and strips deep in a stream) and vae_meta.tgz.
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), VAE_LATENTS (latents per
-#      VAE clip, default 3; 13 trains the middle of a stream too), VAE_PRECISION (bf16, the default, or fp32), ERROR_BUFFER (latent
-#      frames; 0 = off), COMPILE (1: torch.compile the DiT blocks of the teacher, the default; 0: eager),
+#      VAE clip, default 3; 7 or more trains the middle of a stream too), VAE_PRECISION (bf16, the
+#      default, or fp32), ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
+#      blocks of the teacher, the default; 0: eager),
 #      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
 #      DIT_DIM / DIT_LAYERS (a new DiT of that width and depth, e.g. 320 and 10, on the VAE;
 #      default: the preset's).

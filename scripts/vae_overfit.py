@@ -21,6 +21,7 @@ from interworld.data.shards import ClipDataset
 from interworld.engine.world import to_uint8
 from interworld.eval.strips import save_strip
 from interworld.models.vae import CausalVAE
+from interworld.train import common
 from interworld.train.decoder import video_sharpness
 from interworld.train.vae import psnr, vae_loss
 from interworld.train.world import to_video
@@ -41,7 +42,6 @@ p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
 a = p.parse_args()
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 torch.manual_seed(0)
-torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 cfg = PRESETS[a.preset]().vae
 if a.vae_dim:
     cfg = dataclasses.replace(cfg, dim=a.vae_dim, dec_dim=a.vae_dim)
@@ -50,10 +50,13 @@ frames = ClipDataset(a.data, a.frames, maps=list(VAL), seed=0).fixed(a.clips, se
 video = to_video(frames.to(dev))
 real = video_sharpness(video)
 opt = torch.optim.AdamW(vae.parameters(), lr=a.lr)
+# as training does on a GPU; on a CPU, where training never autocasts, bf16 is forced to compare the two
+amp = common.autocast(dev, a.precision) if dev.type == "cuda" else torch.autocast("cpu", torch.bfloat16,
+                                                                                  enabled=a.precision == "bf16")
 t0, step = time.time(), 0
 while time.time() - t0 < a.seconds:
     step += 1
-    with torch.autocast(dev.type, torch.bfloat16, enabled=a.precision == "bf16"):
+    with amp:
         loss, _ = vae_loss(vae, frames, dev)
     opt.zero_grad(set_to_none=True)
     loss.backward()
