@@ -22,7 +22,10 @@
 #      blocks of the teacher, the default; 0: eager),
 #      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
 #      DIT_DIM / DIT_LAYERS (a new DiT of that width and depth, e.g. 320 and 10, on the VAE;
-#      default: the preset's).
+#      default: the preset's), RUNS (the runs folder, default /tmp/runs: two runs side by side on
+#      one machine each take their own, with CUDA_VISIBLE_DEVICES splitting the GPUs),
+#      PACK_ONLY (name prefixes of the teacher to bring back, e.g. dit.,text. when its VAE is
+#      already at home; rebuild with scripts/fp16_copy.py --base).
 set -euo pipefail
 out=${1:?OUT_DIR}; vae_s=${2:-200}; world_s=${3:-280}; resume=${4:-}; distill_s=${5:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +35,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_
 ngpu=$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")
 iw() { python3 -m interworld.cli.main "$@"; }
 iwrun() { torchrun --standalone --nproc_per_node "$ngpu" -m interworld.cli.main "$@"; }
-data=/tmp/doom; runs=/tmp/runs; mkdir -p "$out"
+data=/tmp/doom; runs=${RUNS:-/tmp/runs}; mkdir -p "$out"
 t0=$(date +%s)
 # shellcheck disable=SC2086
 record_lease_data "${FRAMES:-200000}" ${RECORD_ARGS:-}
@@ -63,11 +66,11 @@ echo "teacher trained at $(( $(date +%s) - t0 )) s"
 if [ "$distill_s" -gt 0 ]; then
   iwrun distill --teacher $runs/world --data $data --out $runs/student --steps "${DISTILL_STEPS:-5000}" \
      --error-buffer "${ERROR_BUFFER:-0}" --time-limit "$distill_s" --quiet
-  python3 "$root/scripts/fp16_copy.py" $runs/student /tmp/student8 --int8
-  split -b 15M -d /tmp/student8/model.safetensors "$out/student_int8.part"
+  python3 "$root/scripts/fp16_copy.py" $runs/student $runs.pack/student8 --int8
+  split -b 15M -d $runs.pack/student8/model.safetensors "$out/student_int8.part"
   echo "student distilled at $(( $(date +%s) - t0 )) s"
 fi
-python3 "$root/scripts/fp16_copy.py" $runs/world /tmp/world16
-split -b 15M -d /tmp/world16/model.safetensors "$out/world_fp16.part"
+python3 "$root/scripts/fp16_copy.py" $runs/world $runs.pack/world16 ${PACK_ONLY:+--only $PACK_ONLY}
+split -b 15M -d $runs.pack/world16/model.safetensors "$out/world_fp16.part"
 (cd $runs && tar czf "$out/meta.tgz" --exclude='*.safetensors' --exclude=tb */)
 ls -la "$out"
