@@ -12,6 +12,7 @@ from interworld.data.vizdoom_rec import record  # noqa: E402
 from interworld.engine.world import World  # noqa: E402
 from interworld.train.common import autocast, read_log  # noqa: E402
 from interworld.train.fit import FitArgs, fit  # noqa: E402
+from interworld.train.world import DEFAULT_PROMPT  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +44,13 @@ def test_vae_then_world_training_lowers_the_loss_and_resumes(data, tmp_path):
     meta = json.loads((world_run / "config.json").read_text())
     assert meta["step"] == 60 and "val_next_chunk_psnr" in meta and "val_repeat_last_psnr" in meta
 
-    # the checkpoint is a complete world: it loads and generates, with memory on by default
+    # the checkpoint is a complete world: it loads and generates, with memory on by default, and an
+    # empty prompt means the prompt it was trained with
     w = World.from_pretrained(str(world_run))
     assert meta["model"]["memory_trained"] and w.memory
+    assert meta["model"]["train_prompt"] == DEFAULT_PROMPT
+    assert torch.equal(w.encode_prompt(""), w.encode_prompt(DEFAULT_PROMPT))
+    assert not torch.equal(w.encode_prompt("corridor"), w.encode_prompt(DEFAULT_PROMPT))
     frame = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
     w.reset(frame, "corridor")
     n = w.frames_per_step

@@ -131,6 +131,10 @@ class ModelConfig:
     width: int = 1280
     fps: float = 40
     text_encoder: str = "umt5-xxl"  # or "builtin"
+    # the one prompt a model was trained with (Doom recordings have no captions, so every clip had
+    # train/world.py's DEFAULT_PROMPT): an empty prompt at inference uses it, since "" is a text
+    # the model never saw. None: the prompt is used as given
+    train_prompt: str | None = None
     builtin_text_layers: int = 2
     vae: VAEConfig = field(default_factory=VAEConfig)
     kinematics: Kinematics = field(default_factory=Kinematics)

@@ -200,6 +200,7 @@ class World:
 
     @torch.no_grad()
     def encode_prompt(self, prompt: str) -> torch.Tensor:
+        prompt = prompt or self.cfg.train_prompt or ""  # no prompt: the one the model was trained with
         if self.text_encoder is None:
             # full presets without a umT5 folder: zero text states, as an empty prompt pads to
             return torch.zeros(1, 1, self.cfg.text_dim, device=self.device)

@@ -100,6 +100,8 @@ def fit(a: FitArgs, progress=None) -> Path:
         if cfg.memory_latents < 1:
             raise ValueError(f"--memory needs a model with memory frames; {cfg.name} has memory_latents 0")
         cfg = cfg.replace(memory_trained=True)  # generate and play then use memory by default
+    if a.kind == "world":
+        cfg = cfg.replace(train_prompt=DEFAULT_PROMPT)  # every clip is captioned with it
     tensors = load_tensors(src) if src is not None else {}
     if a.kind == "world" and (a.dit_dim or a.dit_layers):
         if resume or any(k.startswith("dit.") for k in tensors):
