@@ -1,13 +1,16 @@
 """Where a model's frames lose their detail: sharpness (variance of the Laplacian, eval/drift.py)
 and PSNR against the engine of (1) the VAE's reconstruction deep into a stream, (2) a
 teacher-forced next chunk (6 real context latents, 3 steps) and (3) a free rollout from one real
-frame with the recorded actions, for one validation window; and one PNG: the engine's frames on
+frame with the recorded actions, for one validation window; (4) the sharpness of the DiT's
+one-pass x0 estimate of that next chunk from the real latents noised to t = 50 ... 1000 (where
+the detail goes: noise level or sampler); and one PNG: the engine's frames on
 top, then per checkpoint its reconstruction and its rollout (docs/TRAINING.md, run 9).
 
     python scripts/sharpness_diag.py SHARD_FOLDER MAP START OUT.png CKPT [CKPT ...]
     e.g. python scripts/sharpness_diag.py data/val MAP19 200 diag.png src/interworld/assets/small
 """
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -19,7 +22,9 @@ from interworld.engine.world import World, to_uint8
 from interworld.eval.drift import sharpness
 from interworld.eval.metrics import psnr
 from interworld.eval.rollout import rollout
-from interworld.train.world import WorldBatch, stream_latents, teacher_forced_prediction
+from interworld.diffusion.flow import add_noise
+from interworld.models.vae import decode_after
+from interworld.train.world import WorldBatch, encode_and_condition, stream_latents, teacher_forced_prediction
 
 if len(sys.argv) < 6:
     sys.exit(__doc__)
@@ -32,6 +37,26 @@ if s0 < LEAD * tr or s0 + N + 1 > len(shard):
 real = shard.frames[s0 + 1:s0 + N + 1]
 f = lambda a: torch.from_numpy(a)
 rows = [real[8::8]]
+LEVELS = (50, 200, 500, 800, 1000)
+
+
+def x0_sharpness(w, b: WorldBatch, lead: torch.Tensor) -> list[float]:
+    """Sharpness of the decoded one-pass x0 estimate of the latents after CTX real ones, per level."""
+    z, hist = stream_latents(w.vae, torch.cat([lead, b.frames], 1), lead.shape[1] // tr)
+    z, step, pl, ctx = encode_and_condition(w.cfg, w.vae, w.text_encoder, dataclasses.replace(b, latents=z),
+                                            w.scheme, w.device, 1, CTX)
+    out = []
+    for level in LEVELS:
+        t = torch.zeros(1, z.shape[2])
+        t[:, CTX:] = level
+        xt = add_noise(z, torch.randn(z.shape, generator=torch.Generator().manual_seed(0)), t)
+        x0 = xt - t[:, None, :, None, None] / 1000 * w.dit(xt, t, ctx, step, plucker=pl)[0]
+        video = decode_after(w.vae, w.vae.denormalize(torch.cat([hist, z[:, :, 1:CTX], x0[:, :, CTX:]], 2)),
+                             hist.shape[2] + CTX - 1)
+        out.append(sharpness(to_uint8(video)))
+    return out
+
+
 print(f"engine: sharpness {sharpness(real):.1f}")
 for ck in sys.argv[5:]:
     w = World.from_pretrained(ck)
@@ -46,12 +71,13 @@ for ck in sys.argv[5:]:
                                             context_latents=CTX, steps=3, seed=0,
                                             lead=f(shard.frames[s0 - LEAD * tr:s0])[None])
         tf, tf_real = to_uint8(pred), shard.frames[s0 + 1 + (CTX - 1) * tr:s0 + T]
+        levels = x0_sharpness(w, b, f(shard.frames[s0 - LEAD * tr:s0])[None])
     g = rollout(w, shard.frames[s0], f(shard.keys[s0 + 1:s0 + N + 1]).float(),
                 f(shard.mouse[s0 + 1:s0 + N + 1]).float())["frames"][1:N + 1]
     print(f"{ck}: reconstruction sharpness {sharpness(rec):.1f} PSNR {psnr(rec, real).mean():.2f} | "
           f"teacher forced {sharpness(tf):.1f} / {psnr(tf, tf_real).mean():.2f} | "
-          f"rollout first/last 16 frames {sharpness(g[:16]):.1f}/{sharpness(g[-16:]):.1f}, PSNR {psnr(g, real).mean():.2f}",
-          flush=True)
+          f"rollout first/last 16 frames {sharpness(g[:16]):.1f}/{sharpness(g[-16:]):.1f}, PSNR {psnr(g, real).mean():.2f} | "
+          "one-pass x0 sharpness at t = " + ", ".join(f"{t}: {v:.1f}" for t, v in zip(LEVELS, levels)), flush=True)
     rows += [rec[8::8], g[8::8]]
 Image.fromarray(np.concatenate([np.concatenate(list(r), 1) for r in rows], 0)).save(png)
 print(f"rows: engine, then reconstruction and rollout per checkpoint -> {png}")
