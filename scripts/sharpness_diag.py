@@ -66,7 +66,8 @@ for ck in sys.argv[5:]:
         T = 1 + (CTX + 1) * tr
         keys = torch.cat([torch.zeros(1, shard.keys.shape[1]), f(shard.keys[s0:s0 + T - 1]).float()])
         mouse = torch.cat([torch.zeros(1, 2), f(shard.mouse[s0:s0 + T - 1]).float()])
-        b = WorldBatch(f(shard.frames[s0:s0 + T])[None], keys[None], mouse[None], f(shard.pose[s0:s0 + T])[None], [""])
+        b = WorldBatch(f(shard.frames[s0:s0 + T])[None], keys[None], mouse[None], f(shard.pose[s0:s0 + T])[None],
+                       [w.cfg.train_prompt or ""])
         pred, _ = teacher_forced_prediction(w.dit, w.vae, w.text_encoder, b, w.cfg, w.scheme, w.device,
                                             context_latents=CTX, steps=3, seed=0,
                                             lead=f(shard.frames[s0 - LEAD * tr:s0])[None])

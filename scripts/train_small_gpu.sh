@@ -21,7 +21,7 @@
 #      default, or fp32), ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
 #      blocks of the teacher, the default; 0: eager),
 #      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
-#      DIT_DIM / DIT_LAYERS (a new DiT of that width and depth, e.g. 320 and 10, on the VAE;
+#      DIT_DIM / DIT_LAYERS (a new DiT of that width and depth, e.g. 384 and 12, on the VAE;
 #      default: the preset's), RUNS (the runs folder, default /tmp/runs: two runs side by side on
 #      one machine each take their own, with CUDA_VISIBLE_DEVICES splitting the GPUs),
 #      PACK_ONLY (name prefixes of the teacher to bring back, e.g. dit.,text. when its VAE is

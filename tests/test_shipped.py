@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from interworld.engine.world import World, shipped_model_dir
@@ -46,3 +47,10 @@ def test_the_shipped_model_is_trained_on_doom():
         r[name] = teacher_forced(w, gt, context_latents=7, windows=8, steps=w.cfg.steps, seed=0)
     assert r["trained"]["psnr"] > r["random"]["psnr"] + 5, r
     assert r["trained"]["ssim"] > r["trained"]["repeat_ssim"] + 0.05, r
+
+
+def test_the_shipped_model_reads_no_prompt_as_its_training_prompt():
+    # it was trained on uncaptioned Doom with one prompt: "" would be a text it never saw
+    w = World.from_pretrained("small")
+    assert w.cfg.train_prompt
+    assert torch.equal(w.encode_prompt(""), w.encode_prompt(w.cfg.train_prompt))

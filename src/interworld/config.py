@@ -239,7 +239,8 @@ def small() -> ModelConfig:
     """The model that ships in the package: 128x160 Doom at 17.5 fps, sized for CPUs."""
     return ModelConfig(
         name="small",
-        dim=224, ffn_dim=672, num_heads=4, num_layers=8, freq_dim=64, text_dim=128, text_len=32,
+        # 320 wide and 10 deep since run 12: at 224 x 8 the DiT plateaued lower (docs/TRAINING.md)
+        dim=320, ffn_dim=960, num_heads=5, num_layers=10, freq_dim=64, text_dim=128, text_len=32,
         action=ActionConfig(num_blocks=4, hidden=64, keyboard_hidden=128, mouse_hidden=128, heads=4),
         scheme="causal",
         first_latents=6, memory_latents=2, past_latents=2, new_latents=4,
