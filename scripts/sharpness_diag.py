@@ -2,9 +2,9 @@
 and PSNR against the engine of (1) the VAE's reconstruction deep into a stream, (2) a
 teacher-forced next chunk (6 real context latents, 3 steps) and (3) a free rollout from one real
 frame with the recorded actions, for one validation window; (4) the sharpness of the DiT's
-one-pass x0 estimate of that next chunk from the real latents noised to t = 50 ... 1000 (where
-the detail goes: noise level or sampler); and one PNG: the engine's frames on
-top, then per checkpoint its reconstruction and its rollout (docs/TRAINING.md, run 9).
+one-pass x0 estimate of that next chunk from its real latents noised to t = 50 ... 1000 (which
+noise levels lose the detail); and one PNG: the engine's frames on top, then per checkpoint its
+reconstruction and its rollout (docs/TRAINING.md, runs 9 and 12).
 
     python scripts/sharpness_diag.py SHARD_FOLDER MAP START OUT.png CKPT [CKPT ...]
     e.g. python scripts/sharpness_diag.py data/val MAP19 200 diag.png src/interworld/assets/small
@@ -18,11 +18,11 @@ import torch
 from PIL import Image
 
 from interworld.data.shards import list_shards, load_shard
+from interworld.diffusion.flow import add_noise
 from interworld.engine.world import World, to_uint8
 from interworld.eval.drift import sharpness
 from interworld.eval.metrics import psnr
 from interworld.eval.rollout import rollout
-from interworld.diffusion.flow import add_noise
 from interworld.models.vae import decode_after
 from interworld.train.world import WorldBatch, encode_and_condition, stream_latents, teacher_forced_prediction
 
@@ -77,7 +77,8 @@ for ck in sys.argv[5:]:
                 f(shard.mouse[s0 + 1:s0 + N + 1]).float())["frames"][1:N + 1]
     print(f"{ck}: reconstruction sharpness {sharpness(rec):.1f} PSNR {psnr(rec, real).mean():.2f} | "
           f"teacher forced {sharpness(tf):.1f} / {psnr(tf, tf_real).mean():.2f} | "
-          f"rollout first/last 16 frames {sharpness(g[:16]):.1f}/{sharpness(g[-16:]):.1f}, PSNR {psnr(g, real).mean():.2f} | "
+          f"rollout first/last 16 frames {sharpness(g[:16]):.1f}/{sharpness(g[-16:]):.1f}, "
+          f"PSNR {psnr(g, real).mean():.2f} | "
           "one-pass x0 sharpness at t = " + ", ".join(f"{t}: {v:.1f}" for t, v in zip(LEVELS, levels)), flush=True)
     rows += [rec[8::8], g[8::8]]
 Image.fromarray(np.concatenate([np.concatenate(list(r), 1) for r in rows], 0)).save(png)

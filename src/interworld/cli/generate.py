@@ -24,7 +24,8 @@ def add_parser(sub):
     p = sub.add_parser("generate", help="image + prompt + action script -> MP4", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", required=True, help="start image (PNG or JPEG); centre-cropped to the model's aspect")
-    p.add_argument("--prompt", default="", help="text prompt describing the world (default: the prompt the model was trained with)")
+    p.add_argument("--prompt", default="",
+                   help="text prompt describing the world (default: the prompt the model was trained with)")
     p.add_argument("--actions", required=True, help="action script (JSON), see above")
     p.add_argument("--out", required=True, help="output MP4 path")
     src = p.add_mutually_exclusive_group()

@@ -41,7 +41,8 @@ def add_parser(sub):
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's; fewer is faster)")
     p.add_argument("--seed", type=int, default=0, help="default noise seed of a new stream (the page can change it)")
     p.add_argument("--no-memory", action="store_true", help="no memory retrieval (models with memory use it by default)")
-    p.add_argument("--prompt", default="", help="default prompt shown on the page (empty: the prompt the model was trained with)")
+    p.add_argument("--prompt", default="",
+                   help="default prompt shown on the page (empty: the prompt the model was trained with)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
