@@ -33,9 +33,8 @@ def test_generate_and_play_default_to_the_shipped_model():
 
 def test_the_shipped_model_is_trained_on_doom():
     # Against the engine on a validation map (never trained on): far better than the same network
-    # untrained, and structurally closer than repeating the last frame (SSIM). Its PSNR is about
-    # that of repeating the last frame: above it where the view moves (this map), below it on
-    # still, dark scenes, where the VAE's own error dominates (docs/TRAINING.md, run 7).
+    # untrained, and structurally closer than repeating the last frame (SSIM; the README's card
+    # has the full evaluation).
     pytest.importorskip("vizdoom", reason="needs ViZDoom (pip install vizdoom)")
     from interworld.eval.replay import replay
     from interworld.eval.run import teacher_forced
