@@ -6,7 +6,9 @@
 # Usage: scripts/distill_gpu.sh OUT_DIR SECONDS [TEACHER]
 #   records start images and actions (MAP01-18), runs the variants of $VARIANTS for SECONDS
 #   each (in parallel), then writes to OUT_DIR, each file < 16 MiB:
-#     NAME.tgz         each student's DiT in 8 bits (fp16_copy.py --only dit.) with config and log
+#     NAME.tgz         each student's DiT in 8 bits (fp16_copy.py --only dit.) with config and log;
+#                      over 15 MB (the run-12 shape) as NAME.tgz.partNN: 2 files per student, so
+#                      set VARIANTS to 3 of them with the decoder (8 files come back at most)
 #     decoder.tgz      the fine-tuned VAE decoder in fp16 (--only vae.decoder.)
 # A follow-up call made at once finds everything under /tmp/runs (full checkpoints, fake scores,
 # optimizer states): run it again with the same OUT_DIR names to continue every variant.
@@ -48,8 +50,16 @@ pack() {  # pack NAME FP16_COPY_ARGS...: the run's tensors as fp16_copy.py selec
   [ -f $runs/$name/model.safetensors ] || { tail -5 $runs/$name.out; return; }
   python3 "$root/scripts/fp16_copy.py" $runs/$name /tmp/pack/$name "$@"
   cp $runs/$name/log.jsonl $runs/$name.out /tmp/pack/$name/
-  tar czf "$out/$name.tgz" -C /tmp/pack $name
+  tar czf /tmp/pack/$name.tgz -C /tmp/pack $name
+  # a 21.9M DiT is 22 MB in 8 bits: cut what is over 15 MB into parts (cat NAME.tgz.part* | tar xz)
+  if [ "$(stat -c %s /tmp/pack/$name.tgz)" -gt 15000000 ]; then
+    split -b 15M -d /tmp/pack/$name.tgz "$out/$name.tgz.part"
+  else
+    mv /tmp/pack/$name.tgz "$out/"
+  fi
 }
 for v in "${variants[@]}"; do pack "${v%%:*}" --int8 --only dit.; done
 [ "${DECODER:-1}" = 1 ] && pack decoder --only vae.decoder.
 ls -la "$out"
+n=$(find "$out" -maxdepth 1 -type f | wc -l)
+[ "$n" -le 8 ] || echo "WARNING: $n files in $out; only 8 come back from a call: run fewer VARIANTS" >&2
