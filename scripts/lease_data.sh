@@ -26,11 +26,11 @@ report_vae() {
   tar czf "$out/report.tgz" -C /tmp report
 }
 
-# pack_vae OUT_DIR: /tmp/runs/vae in fp16 as OUT_DIR/vae_fp16.partNN (15 MB parts), and its
-# config, state and log as OUT_DIR/vae_meta.tgz.
+# pack_vae OUT_DIR [RUNS]: RUNS/vae (default /tmp/runs/vae) in fp16 as OUT_DIR/vae_fp16.partNN (15 MB
+# parts), and its config, state and log as OUT_DIR/vae_meta.tgz.
 pack_vae() {
-  local out=$1
-  rm -rf /tmp/pack/vae && python3 "$(dirname "${BASH_SOURCE[0]}")/fp16_copy.py" /tmp/runs/vae /tmp/pack/vae
+  local out=$1 runs=${2:-/tmp/runs}
+  rm -rf /tmp/pack/vae && python3 "$(dirname "${BASH_SOURCE[0]}")/fp16_copy.py" "$runs/vae" /tmp/pack/vae
   split -b 15M -d /tmp/pack/vae/model.safetensors "$out/vae_fp16.part"
-  (cd /tmp/runs && tar czf "$out/vae_meta.tgz" --exclude='*.safetensors' --exclude=tb vae)
+  (cd "$runs" && tar czf "$out/vae_meta.tgz" --exclude='*.safetensors' --exclude=tb vae)
 }

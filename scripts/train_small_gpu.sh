@@ -52,7 +52,7 @@ else
 fi
 if [ "$world_s" = 0 ]; then
   report_vae "$out" $runs/vae
-  pack_vae "$out"
+  pack_vae "$out" $runs
   ls -la "$out"; exit 0
 fi
 # DIT_DIM / DIT_LAYERS shape a new DiT only (a follow-up call resumes the one it made)

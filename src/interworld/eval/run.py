@@ -37,8 +37,9 @@ from interworld.eval.plots import line_plot
 from interworld.eval.replay import EpisodeEnded, replay
 from interworld.eval.scripts import script
 from interworld.eval.strips import save_strip
+from interworld.train.world import DEFAULT_PROMPT as PROMPT  # the prompt every training clip had
+from interworld.train.world import WorldBatch, teacher_forced_prediction
 
-PROMPT = "a first-person walk through a freedoom level"
 
 
 @dataclass
@@ -83,7 +84,6 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
     repeat-last floor (world None: the floor alone, for `cfg` and `scheme`). Up to `lead` latents
     of the frames before a window are encoded and decoded first (`stream_latents`)."""
     from interworld.engine.world import to_uint8
-    from interworld.train.world import WorldBatch, teacher_forced_prediction
 
     cfg = world.cfg if world is not None else cfg
     scheme = world.scheme if world is not None else (scheme or cfg.scheme)
