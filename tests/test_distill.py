@@ -139,3 +139,30 @@ def test_cli_names_a_missing_teacher(tmp_path, capsys):
 
     assert main(["distill", "--teacher", str(tmp_path / "nope"), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "is not a checkpoint folder" in capsys.readouterr().err
+
+
+def test_compiled_networks_give_the_eager_losses(tmp_path, monkeypatch):
+    """--compile: the student, teacher and fake score with compiled blocks (dynamo tracing every
+    rollout shape, with and without gradients and a KV-cache prefix) compute the eager losses.
+    The `aot_eager` backend keeps this test fast; inductor's kernels are checked in test_accel."""
+    import torch._dynamo as dynamo
+    from torch._dynamo.utils import counters
+
+    compile_ = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compile_(self, **{**kw, "backend": "aot_eager"}))
+    dynamo.reset()
+    counters.clear()  # earlier tests' compiles must not count
+    cfg = _cfg()
+    w = World.from_config(cfg, seed=0)
+    _wake(w.dit, 3)
+    teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    _data(tmp_path / "data", cfg)
+    logs = {}
+    for compiled in (False, True):
+        out = distill(DistillArgs(data=str(tmp_path / "data"), out=str(tmp_path / f"s{compiled}"), teacher=str(teacher),
+                                  steps=1, batch=2, chunks=2, student_steps=2, fake_steps=2, error_buffer=8, log_every=1,
+                                  device="cpu", compile=compiled))
+        logs[compiled] = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if "dmd" in line]
+    assert counters["stats"]["unique_graphs"] > 0  # the blocks were compiled, not silently left eager
+    for key in ("dmd", "dmd_grad", "fake_loss"):
+        assert logs[True][0][key] == pytest.approx(logs[False][0][key], rel=1e-4), key

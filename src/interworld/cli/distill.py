@@ -40,6 +40,9 @@ def add_parser(sub):
     p.add_argument("--no-self-rollout", action="store_true",
                    help="real latents as the next chunks' context, not the student's own")
     p.add_argument("--error-buffer", type=int, default=0, metavar="N", help="error buffer of N latent frames (0: off)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the DiT blocks of the student, teacher and fake score (fewer, fused kernels; "
+                        "the first updates compile)")
     p.add_argument("--time-limit", type=float, help="wall-clock seconds; checkpoint and stop before they run out")
     p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N student updates (default 500)")
     p.add_argument("--log-every", type=int, default=10, help="log every N student updates (default 10)")
@@ -64,7 +67,8 @@ def run(args) -> int:
                     chunks=args.chunks, student_steps=args.student_steps, lr=args.lr, fake_lr=args.fake_lr,
                     fake_steps=args.fake_steps, self_rollout=not args.no_self_rollout,
                     error_buffer=args.error_buffer, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
-                    log_every=args.log_every, device=args.device, seed=args.seed, scheme=args.scheme)
+                    log_every=args.log_every, device=args.device, seed=args.seed, scheme=args.scheme,
+                    compile=args.compile)
     try:
         with step_bar("distill", args.steps, "dmd", args.quiet) as update:
             out = distill(a, progress=lambda s, n, m: update(s, m.get("dmd", 0.0)))

@@ -79,6 +79,7 @@ class DistillArgs:
     device: str | None = None
     seed: int = 0
     scheme: str = "causal"  # the student's: "causal" (KV cache) or "segment" (the official, bidirectional)
+    compile: bool = False  # torch.compile the blocks of all three networks (engine/accel.py)
 
 
 def _x0(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -186,6 +187,10 @@ def distill(a: DistillArgs, progress=None) -> Path:
     load_into(teacher, tensors, "dit", a.teacher)
     teacher.requires_grad_(False).eval()
     student, fake = copy.deepcopy(teacher).requires_grad_(True), copy.deepcopy(teacher).requires_grad_(True)
+    if a.compile:  # after the copies, in place: checkpoints keep their parameter names
+        from interworld.engine.accel import compile_blocks
+        for net in (teacher, student, fake):
+            compile_blocks(net)
     scfg = dataclasses.replace(cfg, scheme=a.scheme, sampler="x0", steps=a.student_steps)
     step_n = 0
     if resume:
