@@ -8,14 +8,17 @@
 #   each (in parallel), then writes to OUT_DIR, each file < 16 MiB:
 #     NAME.tgz         each student's DiT in 8 bits (fp16_copy.py --only dit.) with config and log;
 #                      over 15 MB (the run-12 shape) as NAME.tgz.partNN: 2 files per student, so
-#                      set VARIANTS to 3 of them with the decoder (8 files come back at most)
+#                      set RETURN to 3 of them with the decoder (8 files come back at most)
 #     decoder.tgz      the fine-tuned VAE decoder in fp16 (--only vae.decoder.)
+#     logs.tgz         every variant's log.jsonl and output
 # A follow-up call made at once finds everything under /tmp/runs (full checkpoints, fake scores,
 # optimizer states): run it again with the same OUT_DIR names to continue every variant.
 # Rebuild a student here: see docs/TRAINING.md, "Moving checkpoints".
 #
 # Env: VARIANTS  "name:distill args;name:args;..."  (default: issue 6's table)
-#      FRAMES (training frames to record, default 60000), DECODER (0: no decoder fine-tune)
+#      RETURN    names of the students to bring back (default: every variant)
+#      FRAMES (training frames to record, default 60000), DECODER (0: no decoder fine-tune),
+#      COMPILE (0: eager; default: torch.compile the blocks, which costs the first minutes of a call)
 set -euo pipefail
 out=${1:?OUT_DIR}; secs=${2:?SECONDS}; teacher=${3:-src/interworld/assets/small}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +27,7 @@ iw() { python3 -m interworld.cli.main "$@"; }
 data=/tmp/doom; runs=/tmp/runs
 default="causal3:--error-buffer 1024 --chunks 6;causal4:--error-buffer 1024 --chunks 6 --student-steps 4"
 default+=";no_rollout:--error-buffer 1024 --chunks 6 --no-self-rollout;no_buffer:--chunks 6"
-default+=";segment3:--error-buffer 1024 --scheme segment"
+default+=";segment3:--error-buffer 1024 --scheme segment;segment4:--error-buffer 1024 --scheme segment --student-steps 4"
 t0=$(date +%s)
 if [ ! -d $data ]; then
   iw record --out $data --maps $(printf 'MAP%02d ' $(seq 1 18)) --frames "${FRAMES:-60000}" --workers "$(nproc)" --quiet
@@ -32,12 +35,13 @@ if [ ! -d $data ]; then
   echo "recorded in $(( $(date +%s) - t0 )) s"
 fi
 mkdir -p $runs "$out"
+compile=""; [ "${COMPILE:-1}" = 1 ] && compile=--compile
 IFS=';' read -ra variants <<< "${VARIANTS:-$default}"
 for v in "${variants[@]}"; do
   name=${v%%:*}
   # shellcheck disable=SC2086
-  iw distill --teacher "$teacher" --data $data --out $runs/$name ${v#*:} --batch 16 \
-     --time-limit "$secs" --log-every 20 --quiet > $runs/$name.out 2>&1 &
+  iw distill --teacher "$teacher" --data $data --out $runs/$name ${v#*:} --batch 16 $compile \
+     --time-limit "$secs" --log-every 20 --quiet >> $runs/$name.out 2>&1 &
 done
 if [ "${DECODER:-1}" = 1 ]; then
   iw train decoder --data $data --init "$teacher" --out $runs/decoder --width 1 --history 12 --batch 16 \
@@ -58,8 +62,15 @@ pack() {  # pack NAME FP16_COPY_ARGS...: the run's tensors as fp16_copy.py selec
     mv /tmp/pack/$name.tgz "$out/"
   fi
 }
-for v in "${variants[@]}"; do pack "${v%%:*}" --int8 --only dit.; done
+# every variant's log and output in one small file; the students of $RETURN (default: all)
+mkdir -p /tmp/pack/logs
+for v in "${variants[@]}"; do
+  name=${v%%:*}; cp $runs/$name.out /tmp/pack/logs/ 2>/dev/null || true
+  cp $runs/$name/log.jsonl /tmp/pack/logs/$name.jsonl 2>/dev/null || true
+done
+tar czf "$out/logs.tgz" -C /tmp/pack logs
+for name in ${RETURN:-$(for v in "${variants[@]}"; do echo "${v%%:*}"; done)}; do pack "$name" --int8 --only dit.; done
 [ "${DECODER:-1}" = 1 ] && pack decoder --only vae.decoder.
 ls -la "$out"
 n=$(find "$out" -maxdepth 1 -type f | wc -l)
-[ "$n" -le 8 ] || echo "WARNING: $n files in $out; only 8 come back from a call: run fewer VARIANTS" >&2
+[ "$n" -le 8 ] || echo "WARNING: $n files in $out; only 8 come back from a call: set RETURN to fewer students" >&2

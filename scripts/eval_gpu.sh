@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `interworld eval` of several checkpoints at once on one GPU (each eval is one process, bound
-# by ViZDoom replays and kernel launches), the results packed into OUT_DIR/eval.tgz.
+# by ViZDoom replays and kernel launches), the results packed into OUT_DIR/eval.tgz (in 15 MB
+# parts, eval.tgz.partNN, when larger).
 #
 # Usage: scripts/eval_gpu.sh OUT_DIR POSE_MODEL NAME=CHECKPOINT[@EVAL ARGS] ...
 #   e.g. teacher=src/interworld/assets/small  teacher10=src/interworld/assets/small@--steps 10
@@ -29,5 +30,8 @@ done
 fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
 echo "evaluated (failures: $fail)"
 for f in $ev/*.out; do echo "== $f"; tail -3 "$f"; done
-tar czf "$out/eval.tgz" -C $ev --exclude="*.wd" .
+tar czf /tmp/eval.tgz -C $ev --exclude="*.wd" .
+# the strips of 8 evals are over the 16 MiB a returned file may have: parts, `cat eval.tgz.part* | tar xz`
+if [ "$(stat -c %s /tmp/eval.tgz)" -gt 15000000 ]; then split -b 15M -d /tmp/eval.tgz "$out/eval.tgz.part"
+else mv /tmp/eval.tgz "$out/"; fi
 ls -la "$out"
