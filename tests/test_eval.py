@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from interworld.eval.drift import drift_score
 from interworld.eval.metrics import psnr, ssim

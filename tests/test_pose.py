@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from interworld.models.pose import PoseConfig, PoseNet, relative_motion
+from interworld.models.pose import PoseConfig, relative_motion
 
 pytest.importorskip("vizdoom", reason="pip install vizdoom==1.3.2 to record frames")
 

@@ -8,7 +8,6 @@ pytest.importorskip("torchao", reason="pip install torchao for quantization")
 
 from interworld.config import get_preset  # noqa: E402
 from interworld.engine.quantize import quantize  # noqa: E402
-from interworld.engine.world import World  # noqa: E402
 from interworld.models.dit import Step, build_dit  # noqa: E402
 
 
