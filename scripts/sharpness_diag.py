@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from interworld.data.shards import list_shards, load_shard
-from interworld.diffusion.flow import add_noise
+from interworld.diffusion.flow import add_noise, x0_from_velocity
 from interworld.engine.world import World, to_uint8
 from interworld.eval.drift import sharpness
 from interworld.eval.metrics import psnr
@@ -50,7 +50,7 @@ def x0_sharpness(w, b: WorldBatch, lead: torch.Tensor) -> list[float]:
         t = torch.zeros(1, z.shape[2])
         t[:, CTX:] = level
         xt = add_noise(z, torch.randn(z.shape, generator=torch.Generator().manual_seed(0)), t)
-        x0 = xt - t[:, None, :, None, None] / 1000 * w.dit(xt, t, ctx, step, plucker=pl)[0]
+        x0 = x0_from_velocity(xt, w.dit(xt, t, ctx, step, plucker=pl)[0], t)
         video = decode_after(w.vae, w.vae.denormalize(torch.cat([hist, z[:, :, 1:CTX], x0[:, :, CTX:]], 2)),
                              hist.shape[2] + CTX - 1)
         out.append(sharpness(to_uint8(video)))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from interworld.diffusion.flow import (add_noise, flow_matching_loss, sample_train_timesteps, shift_sigma,
-                                       timesteps)
+                                       timesteps, x0_from_velocity)
 from interworld.diffusion.samplers import SAMPLERS, sample
 
 
@@ -107,3 +107,11 @@ def test_callback_once_per_step():
     assert seen == list(enumerate(ts))
     with pytest.raises(ValueError, match="unknown sampler"):
         sample("ddim", _point_mass(torch.zeros(2)), torch.ones(2), ts)
+
+
+def test_x0_from_velocity_inverts_add_noise_per_frame():
+    # with the true velocity noise - x0, every frame's x0 comes back at its own noise level
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 3, 4, 5, 6, generator=g), torch.randn(2, 3, 4, 5, 6, generator=g)
+    t = torch.tensor([[0.0, 250.0, 600.0, 1000.0], [10.0, 20.0, 30.0, 999.0]])
+    assert torch.allclose(x0_from_velocity(add_noise(x0, noise, t), noise - x0, t), x0, atol=1e-5)

@@ -38,6 +38,11 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
     return (1 - s) * x0 + s * noise
 
 
+def x0_from_velocity(x_t: torch.Tensor, v: torch.Tensor, t) -> torch.Tensor:
+    """The clean latents a velocity prediction implies, x0 = x_t - sigma v, in float32 (t as in add_noise)."""
+    return x_t.float() - _per_frame(t, x_t) / 1000.0 * v.float()
+
+
 def sample_train_timesteps(batch: int, frames: int, *, per_frame: bool = True, shift: float = 5.0,
                            generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """[B, F] training timesteps: sigma uniform in (0, 1), then shifted like the sampling

@@ -41,7 +41,6 @@ from interworld.train.world import DEFAULT_PROMPT as PROMPT  # the prompt every 
 from interworld.train.world import WorldBatch, teacher_forced_prediction
 
 
-
 @dataclass
 class EvalArgs:
     out: str

@@ -45,7 +45,7 @@ from safetensors.torch import load_file, save_file
 from interworld.config import ModelConfig
 from interworld.data.maps import TRAIN
 from interworld.data.shards import ClipDataset
-from interworld.diffusion.flow import add_noise, flow_matching_loss
+from interworld.diffusion.flow import add_noise, flow_matching_loss, x0_from_velocity
 from interworld.engine.generator import Generator
 from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
 from interworld.models.dit import build_dit
@@ -80,10 +80,6 @@ class DistillArgs:
     seed: int = 0
     scheme: str = "causal"  # the student's: "causal" (KV cache) or "segment" (the official, bidirectional)
     compile: bool = False  # torch.compile the blocks of all three networks (engine/accel.py)
-
-
-def _x0(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return x_t.float() - (t / 1000.0)[:, None, :, None, None] * v.float()
 
 
 def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
@@ -136,8 +132,8 @@ def dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, t_min: float, t_max: floa
     with torch.no_grad():
         noise = torch.randn_like(x0_gen)
         x_t = torch.cat([z0, add_noise(x0_gen.detach(), noise, t)], 2)
-        x0_real = _x0(x_t, teacher(x_t, tt, ctx, step, plucker=pl)[0], tt)[:, :, 1:]
-        x0_fake = _x0(x_t, fake(x_t, tt, ctx, step, plucker=pl)[0], tt)[:, :, 1:]
+        x0_real = x0_from_velocity(x_t, teacher(x_t, tt, ctx, step, plucker=pl)[0], tt)[:, :, 1:]
+        x0_fake = x0_from_velocity(x_t, fake(x_t, tt, ctx, step, plucker=pl)[0], tt)[:, :, 1:]
         weight = (x0_gen.detach().float() - x0_real).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-6)
         g = (x0_fake - x0_real) / weight
         target = (x0_gen.detach().float() - g)
