@@ -24,6 +24,8 @@ out=${1:?OUT_DIR}; secs=${2:?SECONDS}; teacher=${3:-src/interworld/assets/small}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 iw() { python3 -m interworld.cli.main "$@"; }
+# shellcheck source=scripts/lease_data.sh
+source "$root/scripts/lease_data.sh"
 data=/tmp/doom; runs=/tmp/runs
 default="causal3:--error-buffer 1024 --chunks 6;causal4:--error-buffer 1024 --chunks 6 --student-steps 4"
 default+=";no_rollout:--error-buffer 1024 --chunks 6 --no-self-rollout;no_buffer:--chunks 6"
@@ -55,12 +57,7 @@ pack() {  # pack NAME FP16_COPY_ARGS...: the run's tensors as fp16_copy.py selec
   python3 "$root/scripts/fp16_copy.py" $runs/$name /tmp/pack/$name "$@"
   cp $runs/$name/log.jsonl $runs/$name.out /tmp/pack/$name/
   tar czf /tmp/pack/$name.tgz -C /tmp/pack $name
-  # a 21.9M DiT is 22 MB in 8 bits: cut what is over 15 MB into parts (cat NAME.tgz.part* | tar xz)
-  if [ "$(stat -c %s /tmp/pack/$name.tgz)" -gt 15000000 ]; then
-    split -b 15M -d /tmp/pack/$name.tgz "$out/$name.tgz.part"
-  else
-    mv /tmp/pack/$name.tgz "$out/"
-  fi
+  ship /tmp/pack/$name.tgz "$out"  # a 21.9M DiT is 22 MB in 8 bits: parts (cat NAME.tgz.part* | tar xz)
 }
 # every variant's log and output in one small file; the students of $RETURN (default: all)
 mkdir -p /tmp/pack/logs

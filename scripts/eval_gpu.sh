@@ -13,6 +13,8 @@ out=${1:?OUT_DIR}; pose=${2:?POSE_MODEL}; shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 pose=$(realpath "$pose"); ev=/tmp/ev; mkdir -p $ev "$out"
+# shellcheck source=scripts/lease_data.sh
+source "$root/scripts/lease_data.sh"
 for spec in "$@"; do
   name=${spec%%=*}; rest=${spec#*=}; ckpt=$(realpath "${rest%%@*}"); args=""
   [[ $rest == *@* ]] && args=${rest#*@}
@@ -31,7 +33,5 @@ fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
 echo "evaluated (failures: $fail)"
 for f in $ev/*.out; do echo "== $f"; tail -3 "$f"; done
 tar czf /tmp/eval.tgz -C $ev --exclude="*.wd" .
-# the strips of 8 evals are over the 16 MiB a returned file may have: parts, `cat eval.tgz.part* | tar xz`
-if [ "$(stat -c %s /tmp/eval.tgz)" -gt 15000000 ]; then split -b 15M -d /tmp/eval.tgz "$out/eval.tgz.part"
-else mv /tmp/eval.tgz "$out/"; fi
+ship /tmp/eval.tgz "$out"  # the strips of 8 evals are 21 MB: parts, `cat eval.tgz.part* | tar xz`
 ls -la "$out"

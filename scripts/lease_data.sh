@@ -1,4 +1,5 @@
-# Sourced by the lease scripts (train_small_gpu.sh, sharpen_gpu.sh, vae_sweep_gpu.sh): what they share.
+# Sourced by the lease scripts (train_small_gpu.sh, sharpen_gpu.sh, vae_sweep_gpu.sh, distill_gpu.sh,
+# eval_gpu.sh): what they share.
 # record_lease_data FRAMES [record args...]: FRAMES of the training maps ($MAPS, default freedoom2
 # MAP01-MAP18) into /tmp/doom on all cores, and 8000 of the validation maps into /tmp/doom/val,
 # unless they are there: a follow-up call on the warm machine finds them.
@@ -33,4 +34,14 @@ pack_vae() {
   rm -rf /tmp/pack/vae && python3 "$(dirname "${BASH_SOURCE[0]}")/fp16_copy.py" "$runs/vae" /tmp/pack/vae
   split -b 15M -d /tmp/pack/vae/model.safetensors "$out/vae_fp16.part"
   (cd "$runs" && tar czf "$out/vae_meta.tgz" --exclude='*.safetensors' --exclude=tb vae)
+}
+
+# ship FILE OUT_DIR: FILE moved into OUT_DIR, as FILE's name + .partNN in 15 MB parts when it is over
+# 15 MB (a returned file may have 16 MiB at most); `cat NAME.part* > NAME` joins them.
+ship() {
+  if [ "$(stat -c %s "$1")" -gt 15000000 ]; then
+    split -b 15M -d "$1" "$2/$(basename "$1").part" && rm "$1"
+  else
+    mv "$1" "$2/"
+  fi
 }
