@@ -17,7 +17,8 @@ from interworld.engine.world import World
 from interworld.io.checkpoint import load_tensors, save_checkpoint
 from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
-from interworld.train.distill import DistillArgs, distill, rollout, rollout_latents
+from interworld.train.distill import DistillArgs, distill, one_action_stream, rollout, rollout_latents
+from interworld.train.error_buffer import ErrorBuffer
 
 
 def _cfg():
@@ -65,6 +66,34 @@ def test_self_rollout_is_the_streaming_generator(scheme, memory):
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
     other, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=3, seed=6, exit_steps=[last] * 3, grad=False)
     assert not torch.allclose(other, want, atol=1e-3)  # the comparison can fail: another seed differs
+
+
+def test_error_buffer_holds_the_first_chunks_error_against_the_real_latents():
+    """Residuals are the clean estimate minus the ground truth (SPEC): item 0's first chunk,
+    generated from the real start to the end of the sampler, against the real latents there."""
+    cfg = dataclasses.replace(_cfg(), chunk_latents=2)
+    torch.manual_seed(0)
+    dit = _wake(build_dit(cfg)).eval()
+    ctx = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers)(["a corridor", "a hall"])
+    c, _, h, w = cfg.latent_shape(1)
+    z = torch.randn(2, c, rollout_latents(cfg, 2), h, w)
+    t_frames = 1 + (z.shape[2] - 1) * cfg.vae.temporal
+    keys, mouse = torch.zeros(t_frames, 6), torch.zeros(t_frames, 2)
+    last = cfg.steps - 1
+    errors = ErrorBuffer(capacity=16, p_inject=0.0)  # collect only: the rollout stays the plain one
+    got, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=1, errors=errors, exit_steps=[last, last], grad=False)
+    assert len(errors) == 2  # item 0's two latents of the first chunk; the second chunk's context was generated
+    want = (got[:1, :, :2] - z[:1, :, 1:3]).permute(0, 2, 1, 3, 4).flatten(0, 1)
+    assert torch.allclose(errors.data[:2], want, atol=1e-6)
+    rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=1, errors=errors, exit_steps=[0, last], grad=False)
+    assert len(errors) == 2  # a chunk that left the sampler early is not the finished output: not collected
+
+
+def test_without_self_rollout_the_batch_is_one_clip():
+    z = torch.randn(3, 4, 5, 2, 2)
+    assert one_action_stream(z, True) is z
+    same = one_action_stream(z, False)
+    assert same.shape == z.shape and all(torch.equal(same[i], z[0]) for i in range(3))
 
 
 def _data(folder, cfg, shards=3, n=25):

@@ -17,12 +17,16 @@ where the teacher and fake score then judge the rollout bidirectionally. Each it
 3. the fake score learns the student's current distribution by flow matching on the
    detached rollouts, `fake_steps` updates per student update (DMD2's two time-scales): the
    student's rollout serves one, a second rollout without gradients the others;
-4. error buffer (switch): residuals x0 - x0_real go into a bounded buffer, and sampled
-   residuals corrupt the context written into the cache, so the student learns to correct
-   errors of the kind it makes.
+4. error buffer (switch): residuals of the student's finished first chunk against the real
+   latents (its clean estimate minus the ground truth, as the SPEC's error buffer collects)
+   go into a bounded buffer, and sampled residuals corrupt the context written into the
+   cache, so the student learns to correct errors of the kind it makes. (Until run 14 the
+   residuals were x0 - x0_real of the DMD loss: at high t the teacher's x0 is the blurred
+   mean, so they held the sample's detail, not its error.)
 
-One rollout serves a batch of start images under one action sequence (the generator's
-stream has one action stream). Several GPUs: torchrun; gradients are averaged by hand,
+One rollout serves a batch of start images under one action sequence, item 0's (the
+generator's stream has one action stream). Without self-rollout the batch is item 0's clip
+repeated, since the real context must follow those actions. Several GPUs: torchrun; gradients are averaged by hand,
 since the rollout calls the networks many times per backward.
 """
 
@@ -90,15 +94,28 @@ def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
     return cfg.first_latents + (chunks - 1) * cfg.new_latents
 
 
+def one_action_stream(z: torch.Tensor, self_rollout: bool) -> torch.Tensor:
+    """The real latents [B, C, F, h, w] of a batch for one rollout, which runs under item 0's
+    actions: as they are with self-rollout (only the start latents are used, any start fits
+    any actions), item 0's clip repeated without it (the real context must follow the actions)."""
+    return z if self_rollout else z[:1].expand_as(z).contiguous()
+
+
 def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *, chunks: int, seed: int,
             self_rollout: bool = True, errors: ErrorBuffer | None = None, grad: bool = True,
             exit_steps: list[int] | None = None) -> tuple[torch.Tensor, Generator]:
     """The student's rollout of `chunks` chunks (segments in the segment scheme, cfg.scheme)
     from the start latents z_real[:, :, :1].
 
-    z_real [B, C, F, h, w]: real latents (their later frames are used only without self-rollout);
-    keys/mouse [T, *]: one action sequence for the batch. Returns (generated latents
-    [B, C, rollout_latents - 1, h, w], with the graph of each chunk's exit step, and the generator)."""
+    z_real [B, C, F, h, w]: real latents; their later frames are the context without
+    self-rollout, and item 0's are the ground truth of the error buffer's residuals.
+    keys/mouse [T, *]: one action sequence for the batch, item 0's (the other items' real
+    latents follow other actions). Returns (generated latents
+    [B, C, rollout_latents - 1, h, w], with the graph of each chunk's exit step, and the generator).
+
+    errors: the error buffer. Its residuals are the first chunk of item 0 minus the real latents
+    there, when the chunk ran every sampler step: the clean estimate against the ground truth
+    (SPEC), from real context only, as the student's finished output is at inference."""
     gen = Generator(student, cfg, ctx, scheme=cfg.scheme, sampler="x0", seed=seed, memory=cfg.memory_trained,
                     height=z_real.shape[3] * cfg.vae.spatial, width=z_real.shape[4] * cfg.vae.spatial)
     gen.start(z_real[:, :, :1])
@@ -119,12 +136,15 @@ def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *
         done += per
         with torch.set_grad_enabled(grad):
             out.append(gen.next_chunk_train(k, m, exit_step, cache_from=cache_from))
+        if errors is not None and c == 0 and exit_step == n_steps - 1:
+            x = out[-1][:1].detach().float()
+            errors.add((x - z_real[:1, :, first:first + x.shape[2]].to(x)).permute(0, 2, 1, 3, 4).flatten(0, 1))
     return torch.cat(out, 2), gen
 
 
 def dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, t_min: float, t_max: float):
     """DMD's generator loss on generated latents x0_gen [B, C, F, h, w] after the clean start
-    latent z0 [B, C, 1, h, w]; returns (loss, residual x0_gen - x0_real, metrics)."""
+    latent z0 [B, C, 1, h, w]; returns (loss, metrics)."""
     b, f = x0_gen.shape[0], x0_gen.shape[2] + 1
     t = torch.empty(b, device=x0_gen.device).uniform_(t_min, t_max)
     tt = torch.zeros(b, f, device=x0_gen.device)
@@ -138,7 +158,7 @@ def dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, t_min: float, t_max: floa
         g = (x0_fake - x0_real) / weight
         target = (x0_gen.detach().float() - g)
     loss = 0.5 * F.mse_loss(x0_gen.float(), target)
-    return loss, (x0_gen.detach().float() - x0_real), {"dmd": loss.detach(), "dmd_grad": g.abs().mean()}
+    return loss, {"dmd": loss.detach(), "dmd_grad": g.abs().mean()}
 
 
 def fake_loss(fake, x0_gen, z0, ctx, step, pl):
@@ -234,7 +254,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
 
     def sample():
         b = data.sample(a.batch)
-        return b["latents"], b["keys"][0].cpu(), b["mouse"][0].cpu()
+        return one_action_stream(b["latents"], a.self_rollout), b["keys"][0].cpu(), b["mouse"][0].cpu()
 
     def conditions(gen):  # the teacher and the fake score see the rollout's own actions and integrated poses
         return clip_conditions(scfg, gen.keys[None], gen.mouse[None], gen.poses[None, :gen.n_latents],
@@ -273,15 +293,13 @@ def distill(a: DistillArgs, progress=None) -> Path:
         z0 = z[:, :, :1]
         fake_update(x0_gen, z0, step, pl)
         with amp:
-            ls, residual, dm = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
+            ls, dm = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
         opt_s.zero_grad(set_to_none=True)
         ls.backward()
         _average_grads(student.parameters())
         gn = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         if math.isfinite(float(gn)):
             opt_s.step()
-        if errors is not None:
-            errors.add(residual.permute(0, 2, 1, 3, 4).flatten(0, 1))
         metrics.update(dm)
         step_n += 1
         if step_n % a.log_every == 0:
