@@ -81,7 +81,8 @@ def test_error_buffer_holds_the_first_chunks_error_against_the_real_latents():
     keys, mouse = torch.zeros(t_frames, 6), torch.zeros(t_frames, 2)
     last = cfg.steps - 1
     errors = ErrorBuffer(capacity=16, p_inject=0.0)  # collect only: the rollout stays the plain one
-    got, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=1, errors=errors, exit_steps=[last, last], grad=False)
+    got, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=1, errors=errors, exit_steps=[last, last],
+                     grad=False)
     assert len(errors) == 2  # item 0's two latents of the first chunk; the second chunk's context was generated
     want = (got[:1, :, :2] - z[:1, :, 1:3]).permute(0, 2, 1, 3, 4).flatten(0, 1)
     assert torch.allclose(errors.data[:2], want, atol=1e-6)

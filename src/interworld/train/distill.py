@@ -26,8 +26,8 @@ where the teacher and fake score then judge the rollout bidirectionally. Each it
 
 One rollout serves a batch of start images under one action sequence, item 0's (the
 generator's stream has one action stream). Without self-rollout the batch is item 0's clip
-repeated, since the real context must follow those actions. Several GPUs: torchrun; gradients are averaged by hand,
-since the rollout calls the networks many times per backward.
+repeated, since the real context must follow those actions. Several GPUs: torchrun;
+gradients are averaged by hand, since the rollout calls the networks many times per backward.
 """
 
 from __future__ import annotations
