@@ -1,0 +1,79 @@
+"""Pool several `interworld eval` folders per model and compare models case by case.
+
+    python scripts/eval_pairs.py teacher=ev/t0,ev/t2 student=ev/s0,ev/s2 [...]
+
+Each NAME=DIR[,DIR...] gathers the metrics.json of those folders (e.g. one per --seed). Only
+the cases every model has are used, so the models are compared on the same rollouts: means
+of teacher-forced PSNR, rollout PSNR, rollout sharpness and the drift score, then, for each
+pair of models, the mean paired difference of the drift score with its standard error and
+how often the first is lower. Revisit cases (360-degree turn, out and back) are compared the
+same way on their return-frame PSNR (e.g. memory on against off). Single rollouts vary
+widely (drift 0.05-0.84), so the pairing and the standard error say what a difference is worth.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _load(dirs: list[str]) -> tuple[dict, dict]:
+    rollouts, revisits = {}, {}
+    for d in dirs:
+        m = json.loads((Path(d) / "metrics.json").read_text())
+        for c in m["cases"]:
+            r = c["rollout"]
+            rollouts[(c["map"], c["seed"])] = {"tf_psnr": c["teacher_forced"]["psnr"], "rollout_psnr": r["psnr"],
+                                               "sharpness": r["sharpness"], "drift": r["drift"]["drift"],
+                                               "engine_drift": c["engine_drift"]["drift"]}
+        for r in m.get("revisits", []):
+            revisits[(r["script"], r["map"], r["seed"])] = {"psnr": r["model_psnr"], "engine": r["engine_psnr"]}
+    return rollouts, revisits
+
+
+def _se(x: np.ndarray) -> float:
+    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def _pairs(models: dict, key: str, lower_is: str) -> None:
+    cases = sorted(set.intersection(*(set(m) for m in models.values())))
+    for a, b in itertools.combinations(models, 2):
+        d = np.array([models[a][c][key] - models[b][c][key] for c in cases])
+        n = int((d < 0).sum() if lower_is == "lower" else (d > 0).sum())
+        print(f"  {a} - {b}: {d.mean():+.3f} (standard error {_se(d):.3f}; {a} {lower_is} in {n} of {len(d)})")
+
+
+def main(specs: list[str]) -> None:
+    if len(specs) < 1 or any("=" not in s for s in specs):
+        sys.exit(__doc__)
+    loaded = {s.split("=", 1)[0]: _load(s.split("=", 1)[1].split(",")) for s in specs}
+    rollouts = {k: v[0] for k, v in loaded.items()}
+    cases = sorted(set.intersection(*(set(m) for m in rollouts.values())))
+    if cases:
+        print(f"{len(cases)} rollouts common to all models (seeds {sorted({c[1] for c in cases})})")
+        for name, m in rollouts.items():
+            col = {k: np.array([m[c][k] for c in cases]) for k in m[cases[0]]}
+            print(f"{name}: TF PSNR {col['tf_psnr'].mean():.2f}, rollout PSNR {col['rollout_psnr'].mean():.2f}, "
+                  f"sharpness {col['sharpness'].mean():.2f}, drift {col['drift'].mean():.3f} "
+                  f"(median {np.median(col['drift']):.3f}, standard error {_se(col['drift']):.3f}); "
+                  f"engine drift {col['engine_drift'].mean():.3f}")
+        print("drift, paired:")
+        _pairs({k: {c: m[c] for c in cases} for k, m in rollouts.items()}, "drift", "lower")
+    revisits = {k: v[1] for k, v in loaded.items()}
+    for script in sorted({c[0] for m in revisits.values() for c in m}):
+        models = {k: {c: v for c, v in m.items() if c[0] == script} for k, m in revisits.items()}
+        common = sorted(set.intersection(*(set(m) for m in models.values())))
+        if not common:
+            continue
+        means = ", ".join(f"{k} {np.mean([m[c]['psnr'] for c in common]):.2f}" for k, m in models.items())
+        engine = np.mean([next(iter(models.values()))[c]["engine"] for c in common])
+        print(f"{script}, return-frame PSNR over {len(common)} cases: {means} (engine {engine:.2f}); paired:")
+        _pairs({k: {c: m[c] for c in common} for k, m in models.items()}, "psnr", "higher")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
