@@ -7,7 +7,8 @@
 #   e.g. teacher=src/interworld/assets/small  teacher10=src/interworld/assets/small@--steps 10
 # A student folder from scripts/distill_gpu.sh (/tmp/runs/NAME) is evaluated with the
 # fine-tuned decoder of /tmp/runs/decoder where there is one.
-# Env: EVAL_ARGS (for every eval; default: the validation maps, 60 s, 2 cases each), EVAL_DEVICE
+# Env: EVAL_ARGS (for every eval; default: the validation maps, 60 s, 2 cases each), EVAL_DEVICE,
+#      EVAL_LIMIT (seconds per eval; then it stops, keeping its finished cases in metrics.json; default: none)
 set -euo pipefail
 out=${1:?OUT_DIR}; pose=${2:?POSE_MODEL}; shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +26,7 @@ for spec in "$@"; do
   # each in its own folder: ViZDoom writes ./_vizdoom*
   mkdir -p $ev/$name.wd; cd $ev/$name.wd
   # shellcheck disable=SC2086
-  python3 -m interworld.cli.main eval --checkpoint "$ckpt" --pose-model "$pose" --device "${EVAL_DEVICE:-cuda}" --out $ev/$name \
+  timeout "${EVAL_LIMIT:-0}" python3 -m interworld.cli.main eval --checkpoint "$ckpt" --pose-model "$pose" --device "${EVAL_DEVICE:-cuda}" --out $ev/$name \
      ${EVAL_ARGS:---cases 2} $args --quiet > $ev/$name.out 2>&1 &
   cd - > /dev/null
 done

@@ -25,6 +25,8 @@ def _load(dirs: list[str]) -> tuple[dict, dict]:
     rollouts, revisits = {}, {}
     for d in dirs:
         m = json.loads((Path(d) / "metrics.json").read_text())
+        if m.get("complete") is False:  # an eval stopped early leaves its finished cases
+            print(f"{d}: stopped early, {len(m['cases'])} case(s)", file=sys.stderr)
         for c in m["cases"]:
             r = c["rollout"]
             rollouts[(c["map"], c["seed"])] = {"tf_psnr": c["teacher_forced"]["psnr"], "rollout_psnr": r["psnr"],

@@ -110,7 +110,7 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     assert s["engine_sharpness"] > 0 and "| rollout sharpness (engine's frames:" in (out / "summary.md").read_text()
     assert s["fps"] > 0 and s["turn_360_engine_psnr"] > 20  # the engine comes back to (nearly) the same view
     m = json.loads((out / "metrics.json").read_text())
-    assert len(m["cases"][0]["rollout"]["psnr_per_s"]) == 2
+    assert len(m["cases"][0]["rollout"]["psnr_per_s"]) == 2 and m["complete"] is True
     for f in ("summary.md", "psnr_over_time.png", "drift_sharpness.png", "strip_freedoom2-MAP19_s0.png"):
         assert (out / f).stat().st_size > 0, f
     assert "| rollout PSNR (dB) |" in (out / "summary.md").read_text()
@@ -122,3 +122,25 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     assert "rollout_psnr" not in floor["summary"] and "tf_psnr" not in floor["summary"]
     assert floor["summary"]["tf_repeat_psnr"] == pytest.approx(s["tf_repeat_psnr"])  # the same floor, no model
     assert floor["summary"]["repeat_last_rollout_psnr"] == pytest.approx(s["repeat_last_rollout_psnr"])
+
+
+def test_an_eval_stopped_early_leaves_its_finished_cases(tmp_path):
+    from interworld.config import get_preset
+    from interworld.engine.world import World
+    from interworld.eval import run as ev
+    from interworld.io.checkpoint import save_checkpoint
+
+    w = World.from_config(get_preset("tiny"), seed=0)
+    ck = save_checkpoint(tmp_path / "ck", w.cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+
+    def stop_after_first(done, total, what):  # as a lease's time limit or Ctrl-C would, mid-run
+        if done == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "eval"
+    with pytest.raises(KeyboardInterrupt):
+        ev.evaluate(ev.EvalArgs(out=str(out), maps=["freedoom2:MAP19"], checkpoint=str(ck), cases=2, seconds=1.0,
+                                warmup=10, context_latents=2, tf_windows=1, revisits=False), progress=stop_after_first)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["complete"] is False and len(m["cases"]) == 1 and np.isfinite(m["summary"]["rollout_psnr"])
+    assert not (out / "metrics.json.tmp").exists() and not (out / "summary.md").exists()

@@ -24,7 +24,9 @@ converted once from the official .pth files with scripts/pth_to_safetensors.py; 
       --lpips-weights vgg16.safetensors lpips_vgg_v0.1.safetensors --fvd-weights i3d_rgb_imagenet.safetensors
 
 Writes OUT/metrics.json, OUT/summary.md, PNG plots (PSNR over time, sharpness) and PNG
-strips of engine against model frames. The final-evaluation maps are refused."""
+strips of engine against model frames. metrics.json is rewritten after every case, with
+"complete": false until the end, so an eval stopped early keeps what it finished. The
+final-evaluation maps are refused."""
 
 
 def add_parser(sub):

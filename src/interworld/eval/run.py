@@ -24,6 +24,7 @@ figure; `baseline="repeat-last"` measures it alone, with no model at all.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,13 +159,28 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
     total = len(cases) * (1 + (2 if a.revisits else 0))
     done = 0
 
-    def tick(what):
+    def tick(what):  # a case or revisit is done: on disk before it is reported
         nonlocal done
         done += 1
+        save_metrics(complete=False)
         if progress:
             progress(done, total, what)
 
     results = {"cases": [], "revisits": []}
+
+    def save_metrics(complete: bool):
+        """metrics.json over the cases done so far, written whole (temp file, then rename), so that
+        an eval stopped early (a lease's time limit, Ctrl-C) leaves every finished case behind."""
+        results["complete"] = complete
+        results["summary"] = summarize(results, world is not None)
+        results["setup"] = {**asdict(a), "fps": fps, "height": H, "width": W, "steps": steps,
+                            "model": cfg.name, "scheme": world.scheme if world else None,
+                            "memory": world.memory if world else None,
+                            "torch": torch.__version__, "threads": torch.get_num_threads()}
+        tmp = out / "metrics.json.tmp"
+        tmp.write_text(json.dumps(results, indent=2))
+        os.replace(tmp, out / "metrics.json")
+
     curves_model, curves_repeat = [], []
     for map_id, seed in cases:
         for retry in range(5):  # a seed whose player dies in a damaging floor is replaced by the next
@@ -241,11 +257,6 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
 
     if i3d is not None:
         results["fvd"] = fvd_results(clip_features)
-    results["summary"] = summarize(results, world is not None)
-    results["setup"] = {**asdict(a), "fps": fps, "height": H, "width": W, "steps": steps,
-                        "model": cfg.name, "scheme": world.scheme if world else None,
-                        "memory": world.memory if world else None,
-                        "torch": torch.__version__, "threads": torch.get_num_threads()}
     if curves_model or curves_repeat:
         series = {}
         if curves_model:
@@ -255,7 +266,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
     if world is not None:
         sh = {f"{c['map']} s{c['seed']}": c["rollout"]["sharpness_per_s"] for c in results["cases"]}
         line_plot(out / "drift_sharpness.png", sh, "sharpness of the generated video", "seconds", "Laplacian var")
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    save_metrics(complete=True)
     (out / "summary.md").write_text(markdown(results))
     return results
 
