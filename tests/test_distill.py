@@ -17,7 +17,7 @@ from interworld.engine.world import World
 from interworld.io.checkpoint import load_tensors, save_checkpoint
 from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
-from interworld.train.distill import DistillArgs, distill, one_action_stream, rollout, rollout_latents
+from interworld.train.distill import DistillArgs, distill, rollout, rollout_latents
 from interworld.train.error_buffer import ErrorBuffer
 
 
@@ -61,40 +61,88 @@ def test_self_rollout_is_the_streaming_generator(scheme, memory):
     assert want.shape[2] == n_lat - 1 and done == t_frames - 1
     assert bool(ref.last_memory) == memory  # the last chunk retrieved memory frames when the model has memory
     last = len(ref.ts) - 1
-    got, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=3, seed=5, exit_steps=[last] * 3, grad=True)
+    per_item = keys.expand(2, -1, -1), mouse.expand(2, -1, -1)  # the rollout's items each have their own
+    got, _ = rollout(dit, cfg, ctx, z, *per_item, chunks=3, seed=5, exit_steps=[last] * 3, grad=True)
     assert got.requires_grad
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
-    other, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=3, seed=6, exit_steps=[last] * 3, grad=False)
+    other, _ = rollout(dit, cfg, ctx, z, *per_item, chunks=3, seed=6, exit_steps=[last] * 3, grad=False)
     assert not torch.allclose(other, want, atol=1e-3)  # the comparison can fail: another seed differs
 
 
-def test_error_buffer_holds_the_first_chunks_error_against_the_real_latents():
-    """Residuals are the clean estimate minus the ground truth (SPEC): item 0's first chunk,
-    generated from the real start to the end of the sampler, against the real latents there."""
-    cfg = dataclasses.replace(_cfg(), chunk_latents=2)
+@pytest.mark.parametrize("scheme,memory", [("causal", False), ("causal", True), ("segment", True)])
+def test_per_item_streams_are_the_shared_streams_item_by_item(scheme, memory):
+    """A batch started per_item, each item under its own actions (and poses, and memory bank), makes
+    what a batch under one shared action stream makes for the item that follows those actions."""
+    cfg = dataclasses.replace(_cfg(), scheme=scheme, memory_trained=memory, window_latents=1)
     torch.manual_seed(0)
     dit = _wake(build_dit(cfg)).eval()
     ctx = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers)(["a corridor", "a hall"])
     c, _, h, w = cfg.latent_shape(1)
-    z = torch.randn(2, c, rollout_latents(cfg, 2), h, w)
-    t_frames = 1 + (z.shape[2] - 1) * cfg.vae.temporal
-    keys, mouse = torch.zeros(t_frames, 6), torch.zeros(t_frames, 2)
+    z0 = torch.randn(2, c, 1, h, w)
+    g = torch.Generator().manual_seed(1)
+    keys = (torch.rand(2, 80, 6, generator=g) > 0.5).float()
+    mouse = torch.randn(2, 80, 2, generator=g) * 20  # turns: the items' cameras part ways
+
+    def run(k, m, per_item):
+        gen = Generator(dit, cfg, ctx, scheme=scheme, seed=4, memory=memory)
+        gen.start(z0, per_item=per_item)
+        outs, done = [], 0
+        for _ in range(4):
+            n = gen.frames_for_next()
+            outs.append(gen.next_chunk(k[..., done:done + n, :], m[..., done:done + n, :]))
+            done += n
+        return torch.cat(outs, 2), gen
+
+    both, gen = run(keys, mouse, True)
+    assert gen.streams == 2 and not torch.equal(gen.poses[0], gen.poses[1])
+    assert len(gen.banks) == (2 if memory else 0) and bool(gen.last_memory) == memory
+    for i in range(2):
+        alone, _ = run(keys[i], mouse[i], False)
+        assert torch.allclose(both[i], alone[i], atol=1e-5), (i, (both[i] - alone[i]).abs().max())
+    with pytest.raises(ValueError, match="action stream"):
+        gen.next_chunk(keys[:, :4].repeat(3, 1, 1), mouse[:, :4].repeat(3, 1, 1))
+
+
+def _two_items(cfg, chunks: int = 2):
+    """A woken DiT, two items' text states and real latents for `chunks` chunks, and their video frames."""
+    torch.manual_seed(0)
+    dit = _wake(build_dit(cfg)).eval()
+    ctx = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers)(["a corridor", "a hall"])
+    c, _, h, w = cfg.latent_shape(1)
+    z = torch.randn(2, c, rollout_latents(cfg, chunks), h, w)
+    return dit, ctx, z, 1 + (z.shape[2] - 1) * cfg.vae.temporal
+
+
+def test_error_buffer_holds_the_first_chunks_error_against_the_real_latents():
+    """Residuals are the clean estimate minus the ground truth (SPEC): every item's first chunk,
+    generated from the real start to the end of the sampler, against the real latents there."""
+    cfg = dataclasses.replace(_cfg(), chunk_latents=2)
+    dit, ctx, z, t_frames = _two_items(cfg)
+    keys, mouse = torch.zeros(2, t_frames, 6), torch.zeros(2, t_frames, 2)
     last = cfg.steps - 1
     errors = ErrorBuffer(capacity=16, p_inject=0.0)  # collect only: the rollout stays the plain one
     got, _ = rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=1, errors=errors, exit_steps=[last, last],
                      grad=False)
-    assert len(errors) == 2  # item 0's two latents of the first chunk; the second chunk's context was generated
-    want = (got[:1, :, :2] - z[:1, :, 1:3]).permute(0, 2, 1, 3, 4).flatten(0, 1)
-    assert torch.allclose(errors.data[:2], want, atol=1e-6)
+    assert len(errors) == 4  # two items' two latents of the first chunk; the second chunk's context was generated
+    want = (got[:, :, :2] - z[:, :, 1:3]).permute(0, 2, 1, 3, 4).flatten(0, 1)
+    assert torch.allclose(errors.data[:4], want, atol=1e-6)
     rollout(dit, cfg, ctx, z, keys, mouse, chunks=2, seed=1, errors=errors, exit_steps=[0, last], grad=False)
-    assert len(errors) == 2  # a chunk that left the sampler early is not the finished output: not collected
+    assert len(errors) == 4  # a chunk that left the sampler early is not the finished output: not collected
+    with pytest.raises(ValueError, match="one action sequence per item"):
+        rollout(dit, cfg, ctx, z, keys[0], mouse[0], chunks=2, seed=1, grad=False)
 
 
-def test_without_self_rollout_the_batch_is_one_clip():
-    z = torch.randn(3, 4, 5, 2, 2)
-    assert one_action_stream(z, True) is z
-    same = one_action_stream(z, False)
-    assert same.shape == z.shape and all(torch.equal(same[i], z[0]) for i in range(3))
+def test_without_self_rollout_each_item_sees_its_own_real_latents():
+    cfg = _cfg()
+    dit, ctx, z, t_frames = _two_items(cfg)
+    keys, mouse = torch.zeros(2, t_frames, 6), torch.randn(2, t_frames, 2)
+    kw = dict(chunks=2, seed=1, exit_steps=[cfg.steps - 1] * 2, grad=False, self_rollout=False)
+    base, _ = rollout(dit, cfg, ctx, z, keys, mouse, **kw)
+    z2 = z.clone()
+    z2[1, :, 1] += 1.0  # item 1's real first chunk: the context of its second chunk, and of nothing else
+    moved, _ = rollout(dit, cfg, ctx, z2, keys, mouse, **kw)
+    assert torch.equal(moved[0], base[0]) and torch.equal(moved[1, :, 0], base[1, :, 0])
+    assert not torch.allclose(moved[1, :, 1], base[1, :, 1], atol=1e-4)
 
 
 def _data(folder, cfg, shards=3, n=25):

@@ -80,8 +80,8 @@ def test_causal_streaming_equals_full_sequence(chunk, sink, window, memory):
         t = torch.cat([torch.zeros(1, start), call["t"]], dim=1)
         mem = mems[i // 2]
         memory_in = None if not mem else {"latents": hist[:, :, mem], "pos": gen.memory_positions(mem, start),
-                                          "poses": gen.poses[mem], "query_from": start}
-        ref = causal_reference(rec.m, cfg, lat, t, ctx, gen.keys, gen.mouse, gen.poses[: start + n],
+                                          "poses": gen.poses[0, mem], "query_from": start}
+        ref = causal_reference(rec.m, cfg, lat, t, ctx, gen.keys[0], gen.mouse[0], gen.poses[0, : start + n],
                                cfg.height, cfg.width, memory=memory_in)
         worst = max(worst, float((ref[:, :, start:] - call["v"]).abs().max()))
     assert worst < 1e-4, worst

@@ -19,6 +19,11 @@ chunk, join the chunk's denoising passes beside the cache (never the cache itsel
 
 Context latents always enter at timestep 0 and are never re-encoded: the sampler only
 ever updates the new frames, so the context stays exactly as given.
+
+A batch of B streams runs under one action stream (play, generate: B = 1), or, started with
+`per_item=True`, each item under its own actions, poses and memory bank (distillation's
+rollouts, batched evaluation): the cache and the recent latents are shared, since every item
+has the same latent indices.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from interworld.engine.memory_bank import MemoryBank
 from interworld.models.action import action_windows
 from interworld.models.camera import integrate_poses, latent_plucker, previous_refs
 from interworld.models.dit import Step, WanDiT
-from interworld.models.memory import retrieve, view_frustum
+from interworld.models.memory import overlap_topk, retrieve, view_frustum
 
 
 @dataclass
@@ -125,7 +130,9 @@ def chunk_action_mask(n_frames: int, chunk: int, first_chunk: int) -> torch.Tens
 
 
 class Generator:
-    """Holds the state of one stream: latents, poses, actions, KV cache, noise generator."""
+    """Holds the state of a batch of streams: latents, poses, actions, KV cache, noise generator.
+    Actions and poses are kept per action stream: [S, ...] with S = 1 (one stream for the
+    batch) or B (`start(..., per_item=True)`)."""
 
     def __init__(self, dit, cfg: ModelConfig, context: torch.Tensor, *, scheme: str | None = None,
                  steps: int | None = None, sampler: str | None = None, timesteps: list[float] | None = None,
@@ -148,13 +155,13 @@ class Generator:
         self.win = (cfg.action.windows * cfg.vae.temporal) if cfg.action is not None else 0
         # latent frames [B, C, 1, h, w]: the last few by index, older ones in the bounded memory bank
         self.recent: dict[int, torch.Tensor] = {}
-        self.bank: MemoryBank | None = None
-        self.last_memory: list[int] = []  # the memory frames the last chunk retrieved
+        self.banks: list[MemoryBank] = []  # one per action stream; none with memory off
+        self.last_memory: list[int] = []  # the memory frames the last chunk retrieved (stream 0's)
         self._count = 0
-        self.poses = torch.zeros(0, 5)  # per latent frame
-        self.keys = torch.zeros(0, len_keys(cfg))  # per video frame
-        self.mouse = torch.zeros(0, 2)
-        self.video_pose = torch.zeros(5)
+        self.poses = torch.zeros(1, 0, 5)  # [S, latent frames, 5]
+        self.keys = torch.zeros(1, 0, len_keys(cfg))  # [S, video frames, K]
+        self.mouse = torch.zeros(1, 0, 2)
+        self.video_pose = torch.zeros(1, 5)
         self.cache = KVCache(cfg.sink_latents, cfg.window_latents)
         self.profile = False  # when set, stages are timed (with a device sync) into stage_times
         self.stage_times: dict[str, list[float]] = {}
@@ -176,20 +183,30 @@ class Generator:
     def n_latents(self) -> int:
         return self._count
 
+    @property
+    def streams(self) -> int:
+        return self.poses.shape[0]
+
+    @property
+    def bank(self) -> MemoryBank | None:
+        """The memory bank of a batch under one action stream."""
+        return self.banks[0] if len(self.banks) == 1 else None
+
     def latent(self, i: int) -> torch.Tensor:
-        """Latent frame i, if the stream still holds it (recent frames, or the memory bank)."""
+        """Latent frame i [B, C, 1, h, w], if the stream still holds it (recent frames, or the memory banks)."""
         if i in self.recent:
             return self.recent[i]
-        if self.bank is not None and i in self.bank:
-            return self.bank.get(i)
+        if self.banks and all(i in b for b in self.banks):
+            return torch.cat([b.get(i) for b in self.banks])
         raise KeyError(f"latent frame {i} is no longer held (only recent frames and the memory bank are kept)")
 
     def _append(self, x0: torch.Tensor) -> None:
         for z in x0.detach().float().split(1, dim=2):
             i = self._count
             self.recent[i] = z
-            if self.bank is not None:
-                self.bank.add(i, z, self.poses[i])
+            items = z.split(1) if len(self.banks) > 1 else [z]
+            for bank, zi, pose in zip(self.banks, items, self.poses[:, i]):
+                bank.add(i, zi, pose)
             self._count += 1
         keep = max(self.cfg.past_latents, 1)
         for i in [j for j in self.recent if j < self._count - keep]:
@@ -213,17 +230,18 @@ class Generator:
     def _windows(self, latent_ids: torch.Tensor):
         if self.win == 0:
             return None, None
-        kb = action_windows(self.keys[None], latent_ids, self.cfg.vae.temporal, self.cfg.action.windows)
-        ms = action_windows(self.mouse[None], latent_ids, self.cfg.vae.temporal, self.cfg.action.windows)
+        kb = action_windows(self.keys, latent_ids, self.cfg.vae.temporal, self.cfg.action.windows)
+        ms = action_windows(self.mouse, latent_ids, self.cfg.vae.temporal, self.cfg.action.windows)
         b = self.context.shape[0]
         return kb.expand(b, -1, -1, -1).to(self.device), ms.expand(b, -1, -1, -1).to(self.device)
 
     def _plucker(self, poses: torch.Tensor, refs: torch.Tensor) -> torch.Tensor | None:
+        """poses, refs [S, F, 5] -> rays [B, F, ...]."""
         if not self.cfg.camera:
             return None
         pl = latent_plucker(poses.to(self.device), refs.to(self.device), self.height, self.width,
                             self.cfg.vae.spatial, self.cfg.kinematics)
-        return pl[None].expand(self.context.shape[0], -1, -1, -1, -1).to(self.device, self.dtype)
+        return pl.expand(self.context.shape[0], -1, -1, -1, -1).to(self.device, self.dtype)
 
     def _noise(self, n: int) -> torch.Tensor:
         c, _, h, w = self.cfg.latent_shape(1, self.height, self.width)
@@ -231,43 +249,53 @@ class Generator:
         return x.to(self.device)
 
     # ---------------------------------------------------------------- the stream
-    def start(self, z0: torch.Tensor, pose: torch.Tensor | None = None) -> None:
-        """Begin a stream from the clean latent of the first image, z0 [B, C, 1, h, w]."""
-        self.video_pose = torch.zeros(5) if pose is None else pose.float().clone()
-        self.poses = self.video_pose[None].clone()
-        self.velocity = None  # a stream starts at rest
+    def start(self, z0: torch.Tensor, pose: torch.Tensor | None = None, per_item: bool = False) -> None:
+        """Begin a stream from the clean latent of the first image, z0 [B, C, 1, h, w]; pose [5]
+        (or [B, 5] per item). per_item: each batch item follows its own actions (`next_chunk`
+        then takes keys [B, n, K] and mouse [B, n, 2]) and has its own memory bank."""
+        s = z0.shape[0] if per_item else 1
+        self.video_pose = torch.zeros(s, 5) if pose is None else pose.float().reshape(-1, 5).expand(s, 5).clone()
+        self.poses = self.video_pose[:, None].clone()
+        self.velocity = [None] * s  # a stream starts at rest
         self.recent, self._count = {}, 0
         use_bank = self.memory and self.cfg.memory_latents > 0
-        self.bank = MemoryBank(max(self.cfg.memory_bank, 3), radius=4 * self.cfg.kinematics.move_step,
-                               fov=self.cfg.kinematics.fov) if use_bank else None
+        self.banks = [MemoryBank(max(self.cfg.memory_bank, 3), radius=4 * self.cfg.kinematics.move_step,
+                                 fov=self.cfg.kinematics.fov) for _ in range(s)] if use_bank else []
         self._append(z0.to(self.device))
-        self.keys = torch.zeros(1, len_keys(self.cfg))
-        self.mouse = torch.zeros(1, 2)
+        self.keys = torch.zeros(s, 1, len_keys(self.cfg))
+        self.mouse = torch.zeros(s, 1, 2)
         self.cache = KVCache(self.cfg.sink_latents, self.cfg.window_latents)
         if self.scheme == "causal":
             self._write_cache([0], self.latent(0))
 
-    def _record_actions(self, keys: torch.Tensor, mouse: torch.Tensor) -> torch.Tensor:
-        """Append one chunk's actions; returns the poses of the new latent frames."""
-        n = self.frames_for_next()
-        if keys.shape[0] != n or mouse.shape[0] != n:
-            raise ValueError(f"this chunk needs actions for {n} video frames, got {keys.shape[0]} keys and "
-                             f"{mouse.shape[0]} mouse rows")
-        if self.motion is not None:
-            vp, self.velocity = self.motion.integrate(self.video_pose, keys.float(), mouse.float(),
-                                                      self.cfg.kinematics, self.velocity)
-        else:
-            vp = integrate_poses(self.video_pose, keys.float(), mouse.float(), self.cfg.kinematics)
-        self.video_pose = vp[-1]
-        self.keys = torch.cat([self.keys, keys.float()])
-        self.mouse = torch.cat([self.mouse, mouse.float()])
-        lat_poses = vp[self.cfg.vae.temporal - 1 :: self.cfg.vae.temporal]
-        self.poses = torch.cat([self.poses, lat_poses])
-        return lat_poses
+    def _record_actions(self, keys: torch.Tensor, mouse: torch.Tensor) -> None:
+        """Append one chunk's actions, keys [n, K] / mouse [n, 2] for every stream, or [S, n, *] one per
+        stream, and the poses they lead to."""
+        n, s = self.frames_for_next(), self.streams
+        keys, mouse = keys.float().cpu(), mouse.float().cpu()
+        if keys.dim() == 2:
+            keys, mouse = keys[None].expand(s, -1, -1), mouse[None].expand(s, -1, -1)
+        if keys.shape[:2] != (s, n) or mouse.shape[:2] != (s, n):
+            raise ValueError(f"this chunk needs actions for {n} video frames of {s} action stream(s), got keys "
+                             f"{tuple(keys.shape)} and mouse {tuple(mouse.shape)}")
+        vps = []
+        for i in range(s):
+            if self.motion is not None:
+                vp, self.velocity[i] = self.motion.integrate(self.video_pose[i], keys[i], mouse[i],
+                                                             self.cfg.kinematics, self.velocity[i])
+            else:
+                vp = integrate_poses(self.video_pose[i], keys[i], mouse[i], self.cfg.kinematics)
+            vps.append(vp)
+        vp = torch.stack(vps)
+        self.video_pose = vp[:, -1]
+        self.keys = torch.cat([self.keys, keys], 1)
+        self.mouse = torch.cat([self.mouse, mouse], 1)
+        self.poses = torch.cat([self.poses, vp[:, self.cfg.vae.temporal - 1 :: self.cfg.vae.temporal]], 1)
 
     @torch.no_grad()
     def next_chunk(self, keys: torch.Tensor, mouse: torch.Tensor) -> torch.Tensor:
-        """keys [n, K], mouse [n, 2] for the n = frames_for_next() video frames to make.
+        """keys [n, K], mouse [n, 2] for the n = frames_for_next() video frames to make (or
+        [B, n, *], one per item, for a stream started with per_item).
 
         Returns the new clean latents [B, C, n/temporal, h, w].
         """
@@ -322,8 +350,8 @@ class Generator:
     def _write_cache(self, ids: list[int], z: torch.Tensor) -> None:
         frame_ids = torch.tensor(ids)
         kb, ms = self._windows(frame_ids)
-        poses = self.poses[frame_ids]
-        refs = previous_refs(poses, self.poses[ids[0] - 1] if ids[0] > 0 else None)
+        poses = self.poses[:, frame_ids]
+        refs = previous_refs(poses, self.poses[:, ids[0] - 1] if ids[0] > 0 else None)
         pl = self._plucker(poses, refs)
         t = torch.zeros(z.shape[0], len(ids), device=self.device)
         for name, expert in self._experts():
@@ -335,15 +363,24 @@ class Generator:
         self.cache.tokens_per_frame = kvs[0][0].shape[1] // len(ids)
         self.cache.commit(ids)
 
-    def _memory_kv(self, mem: list[int], q: int) -> dict[str, list]:
+    def _memory(self, mems: list[list[int]], q: int):
+        """The retrieved frames of each action stream (as many for each): latents [B, C, n, h, w],
+        poses [S, n, 5] and RoPE time positions ([n], or [B, n] when the streams' differ)."""
+        z = torch.cat([torch.cat([bank.get(i) for i in m], dim=2) for bank, m in zip(self.banks, mems)])
+        poses = torch.stack([self.poses[k, m] for k, m in enumerate(mems)])
+        pos = torch.stack([self.memory_positions(m, q) for m in mems])
+        return z, poses, pos[0] if len(mems) == 1 else pos
+
+    def _memory_kv(self, mems: list[list[int]], q: int) -> dict[str, list]:
         """Keys and values of the retrieved memory frames for the chunk starting at latent q, per
         expert: one clean pass (t = 0) in which they see only each other, with rays relative to
         camera q. They join the prefix of this chunk's denoising passes only, never the cache, so
         the cache holds what it would without memory (`causal_reference` with `memory`)."""
-        z = torch.cat([self.latent(i) for i in mem], dim=2).to(self.device, self.dtype)
-        pl = self._plucker(self.poses[torch.tensor(mem)], self.poses[q][None].expand(len(mem), -1))
-        t = torch.zeros(z.shape[0], len(mem), device=self.device)
-        step = Step(frame_pos=self.memory_positions(mem, q))
+        z, poses, pos = self._memory(mems, q)
+        z = z.to(self.device, self.dtype)
+        pl = self._plucker(poses, self.poses[:, q, None].expand_as(poses))
+        t = torch.zeros(z.shape[0], z.shape[2], device=self.device)
+        step = Step(frame_pos=pos)
         return {name: expert(z, t, self.context, step, plucker=pl)[1] for name, expert in self._experts()}
 
     def _prefix(self, name: str, mem_kv: dict | None):
@@ -358,16 +395,17 @@ class Generator:
 
     def _causal_chunk(self, new_ids: torch.Tensor, exit_step: int | None = None, cache_from=None) -> torch.Tensor:
         mem_kv, self.last_memory = None, []
-        if self.bank is not None:
+        if self.banks:
             with self.timed("memory retrieval"):
-                mem = self.last_memory = self.memory_ids(new_ids, exclude=set(self.cache.frames), sink=None)
-            if mem:
+                mems = self.memory_ids(new_ids, exclude=set(self.cache.frames), sink=None)
+                self.last_memory = mems[0]
+            if mems[0]:
                 with self.timed("memory keys/values"):
-                    mem_kv = self._memory_kv(mem, int(new_ids[0]))
+                    mem_kv = self._memory_kv(mems, int(new_ids[0]))
         with self.timed("conditions (actions, rays)"):
             kb, ms = self._windows(new_ids)
-            poses = self.poses[new_ids]
-            pl = self._plucker(poses, previous_refs(poses, self.poses[int(new_ids[0]) - 1]))
+            poses = self.poses[:, new_ids]
+            pl = self._plucker(poses, previous_refs(poses, self.poses[:, int(new_ids[0]) - 1]))
 
         def denoise(x, t):
             tt = torch.full((x.shape[0], x.shape[2]), float(t), device=self.device)
@@ -389,43 +427,64 @@ class Generator:
         gap = self.cfg.memory_max_gap
         return torch.tensor([i if gap is None else max(i, query_pos - gap) for i in mem], dtype=torch.long)
 
-    def memory_ids(self, new_ids: torch.Tensor, exclude, sink: int | None = 1) -> list[int]:
-        """Up to memory_latents bank frames (not in `exclude`) whose views overlap the new frames'."""
-        if self.bank is None:  # memory off, or a model without memory frames
-            return []
-        candidates = [i for i in self.bank.ids() if i not in exclude]
-        q = self.poses[new_ids]
-        query = q[torch.linspace(0, len(q) - 1, min(5, len(q))).round().long()]
-        return retrieve(self.poses[: self.n_latents], candidates, query, self.cfg.memory_latents, sink=sink,
-                        **view_frustum(self.cfg.kinematics, self.height, self.width))
+    def memory_ids(self, new_ids: torch.Tensor, exclude, sink: int | None = 1) -> list[list[int]]:
+        """Per action stream, up to memory_latents bank frames (not in `exclude`) whose views overlap
+        the new frames'; as many for every stream (the fewest any has), so the batch stays one tensor."""
+        if not self.banks:  # memory off, or a model without memory frames
+            return [[] for _ in range(self.streams)]
+        frustum = view_frustum(self.cfg.kinematics, self.height, self.width)
+        q = self.poses[:, new_ids]
+        query = q[:, torch.linspace(0, q.shape[1] - 1, min(5, q.shape[1])).round().long()]
+        if self.streams == 1:
+            candidates = [i for i in self.banks[0].ids() if i not in exclude]
+            return [retrieve(self.poses[0, : self.n_latents], candidates, query[0], self.cfg.memory_latents,
+                             sink=sink, **frustum)]
+        # every stream at once (`retrieve`'s rule, batched: one call instead of one per stream)
+        cand = sorted(set().union(*(b.ids() for b in self.banks)) - set(exclude))
+        if self.cfg.memory_latents <= 0 or not cand:
+            return [[] for _ in range(self.streams)]
+        pinned = [sink] if sink in cand and all(sink in b for b in self.banks) else []
+        rest = [i for i in cand if i not in pinned]
+        valid = torch.tensor([[i in b for i in rest] for b in self.banks], dtype=torch.bool).reshape(self.streams, -1)
+        k = min(self.cfg.memory_latents - len(pinned), int(valid.sum(1).min()))
+        if k <= 0:
+            return [list(pinned) for _ in range(self.streams)]
+        top = overlap_topk(query, self.poses[:, rest], valid, k, **frustum)
+        return [sorted(pinned + [rest[j] for j in row]) for row in top.tolist()]
 
     def _segment_chunk(self, new_ids: torch.Tensor, exit_step: int | None = None) -> torch.Tensor:
-        n_new = len(new_ids)
+        n_new, q = len(new_ids), int(new_ids[0])
+        mems = [[] for _ in range(self.streams)]
         if self.n_latents == 1:
-            mem, past = [], [0]
+            past = [0]
         else:
             past = list(range(max(0, self.n_latents - self.cfg.past_latents), self.n_latents))
             with self.timed("memory retrieval"):
-                mem = self.memory_ids(new_ids, past, sink=1 if self.n_latents > 1 else 0)
-        self.last_memory = mem
-        ctx_ids = mem + past
-        ids = torch.tensor(ctx_ids + new_ids.tolist())
-        context = torch.cat([self.latent(i) for i in ctx_ids], dim=2).to(self.device)
+                mems = self.memory_ids(new_ids, past, sink=1 if self.n_latents > 1 else 0)
+        self.last_memory = mems[0]
+        n_mem = len(mems[0])
+        ids = torch.tensor(past + new_ids.tolist())  # the past and new frames, after the memory frames
+        past_z = [self.latent(i) for i in past]
         with self.timed("conditions (actions, rays)"):
-            kb, ms = self._windows(ids[len(mem):])
-            query = self.poses[int(new_ids[0])]
-            seq_poses = self.poses[ids]
-            refs = torch.cat([query[None].expand(len(mem), -1),
-                              previous_refs(seq_poses[len(mem):], self.poses[max(past[0] - 1, 0)])])
+            kb, ms = self._windows(ids)
+            seq_poses = self.poses[:, ids]
+            refs = previous_refs(seq_poses, self.poses[:, max(past[0] - 1, 0)])
+            pos = ids
+            if n_mem:
+                mem_z, mem_poses, mem_pos = self._memory(mems, q)
+                past_z = [mem_z, *past_z]
+                refs = torch.cat([self.poses[:, q, None].expand_as(mem_poses), refs], 1)
+                seq_poses = torch.cat([mem_poses, seq_poses], 1)
+                pos = torch.cat([mem_pos, ids.expand(*mem_pos.shape[:-1], -1)], -1)
             pl = self._plucker(seq_poses, refs)
-        n_ctx = len(ctx_ids)
-        pos = torch.cat([self.memory_positions(mem, int(new_ids[0])), ids[len(mem):]])
+        context = torch.cat(past_z, dim=2).to(self.device)
+        n_ctx = context.shape[2]
 
         def denoise(x, t):
             full = torch.cat([context, x.to(context.dtype)], dim=2)
             tt = torch.zeros(x.shape[0], full.shape[2], device=self.device)
             tt[:, n_ctx:] = float(t)
-            step = Step(frame_pos=pos, keyboard=kb, mouse=ms, action_from=len(mem), keep_kv=False)
+            step = Step(frame_pos=pos, keyboard=kb, mouse=ms, action_from=n_mem, keep_kv=False)
             v, _ = self.dit(full, tt, self.context, step, plucker=pl)
             return v[:, :, n_ctx:]
 

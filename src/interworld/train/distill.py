@@ -18,16 +18,18 @@ where the teacher and fake score then judge the rollout bidirectionally. Each it
    detached rollouts, `fake_steps` updates per student update (DMD2's two time-scales): the
    student's rollout serves one, a second rollout without gradients the others;
 4. error buffer (switch): residuals of the student's finished first chunk against the real
-   latents (its clean estimate minus the ground truth, as the SPEC's error buffer collects)
-   go into a bounded buffer, and sampled residuals corrupt the context written into the
+   latents (its clean estimate minus the ground truth, as the SPEC's error buffer collects),
+   every item's, go into a bounded buffer, and sampled residuals corrupt the context written into the
    cache, so the student learns to correct errors of the kind it makes. (Until run 14 the
    residuals were x0 - x0_real of the DMD loss: at high t the teacher's x0 is the blurred
    mean, so they held the sample's detail, not its error.)
 
-One rollout serves a batch of start images under one action sequence, item 0's (the
-generator's stream has one action stream). Without self-rollout the batch is item 0's clip
-repeated, since the real context must follow those actions. Several GPUs: torchrun;
-gradients are averaged by hand, since the rollout calls the networks many times per backward.
+One rollout serves a batch of clips, each item under its own recorded actions (the
+generator's per-item streams), so its real latents are its ground truth and, without
+self-rollout, its context. (Until run 15 the batch ran under item 0's actions alone: only
+item 0 fed the error buffer, and without self-rollout the batch was item 0's clip repeated.)
+Several GPUs: torchrun; gradients are averaged by hand, since the rollout calls the networks
+many times per backward.
 """
 
 from __future__ import annotations
@@ -94,13 +96,6 @@ def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
     return cfg.first_latents + (chunks - 1) * cfg.new_latents
 
 
-def one_action_stream(z: torch.Tensor, self_rollout: bool) -> torch.Tensor:
-    """The real latents [B, C, F, h, w] of a batch for one rollout, which runs under item 0's
-    actions: as they are with self-rollout (only the start latents are used, any start fits
-    any actions), item 0's clip repeated without it (the real context must follow the actions)."""
-    return z if self_rollout else z[:1].expand_as(z).contiguous()
-
-
 def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *, chunks: int, seed: int,
             self_rollout: bool = True, errors: ErrorBuffer | None = None, grad: bool = True,
             exit_steps: list[int] | None = None) -> tuple[torch.Tensor, Generator]:
@@ -108,17 +103,20 @@ def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *
     from the start latents z_real[:, :, :1].
 
     z_real [B, C, F, h, w]: real latents; their later frames are the context without
-    self-rollout, and item 0's are the ground truth of the error buffer's residuals.
-    keys/mouse [T, *]: one action sequence for the batch, item 0's (the other items' real
-    latents follow other actions). Returns (generated latents
-    [B, C, rollout_latents - 1, h, w], with the graph of each chunk's exit step, and the generator).
+    self-rollout, and the ground truth of the error buffer's residuals.
+    keys/mouse [B, T, *]: each item's actions, the ones its real latents follow. Returns
+    (generated latents [B, C, rollout_latents - 1, h, w], with the graph of each chunk's exit
+    step, and the generator).
 
-    errors: the error buffer. Its residuals are the first chunk of item 0 minus the real latents
-    there, when the chunk ran every sampler step: the clean estimate against the ground truth
-    (SPEC), from real context only, as the student's finished output is at inference."""
+    errors: the error buffer. Its residuals are the first chunk minus the real latents there,
+    when the chunk ran every sampler step: the clean estimate against the ground truth (SPEC),
+    from real context only, as the student's finished output is at inference."""
+    if keys.dim() != 3 or keys.shape[0] != z_real.shape[0]:
+        raise ValueError(f"keys {tuple(keys.shape)}: one action sequence per item, [B, T, K], for latents "
+                         f"{tuple(z_real.shape)}")
     gen = Generator(student, cfg, ctx, scheme=cfg.scheme, sampler="x0", seed=seed, memory=cfg.memory_trained,
                     height=z_real.shape[3] * cfg.vae.spatial, width=z_real.shape[4] * cfg.vae.spatial)
-    gen.start(z_real[:, :, :1])
+    gen.start(z_real[:, :, :1], per_item=True)
     rng = random.Random(seed)
     n_steps = len(gen.ts)
     done = 0  # video frames of actions used so far, after the start frame
@@ -132,13 +130,13 @@ def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *
             return errors.perturb(ctx_lat) if errors is not None else ctx_lat
 
         exit_step = exit_steps[c] if exit_steps is not None else rng.randrange(n_steps)
-        k, m = keys[1 + done: 1 + done + per], mouse[1 + done: 1 + done + per]
+        k, m = keys[:, 1 + done: 1 + done + per], mouse[:, 1 + done: 1 + done + per]
         done += per
         with torch.set_grad_enabled(grad):
             out.append(gen.next_chunk_train(k, m, exit_step, cache_from=cache_from))
         if errors is not None and c == 0 and exit_step == n_steps - 1:
-            x = out[-1][:1].detach().float()
-            errors.add((x - z_real[:1, :, first:first + x.shape[2]].to(x)).permute(0, 2, 1, 3, 4).flatten(0, 1))
+            x = out[-1].detach().float()
+            errors.add((x - z_real[:, :, first:first + x.shape[2]].to(x)).permute(0, 2, 1, 3, 4).flatten(0, 1))
     return torch.cat(out, 2), gen
 
 
@@ -254,10 +252,10 @@ def distill(a: DistillArgs, progress=None) -> Path:
 
     def sample():
         b = data.sample(a.batch)
-        return one_action_stream(b["latents"], a.self_rollout), b["keys"][0].cpu(), b["mouse"][0].cpu()
+        return b["latents"], b["keys"].cpu(), b["mouse"].cpu()
 
     def conditions(gen):  # the teacher and the fake score see the rollout's own actions and integrated poses
-        return clip_conditions(scfg, gen.keys[None], gen.mouse[None], gen.poses[None, :gen.n_latents],
+        return clip_conditions(scfg, gen.keys, gen.mouse, gen.poses[:, :gen.n_latents],
                                (gen.height, gen.width), a.scheme, device, scfg.chunk_latents, 1, a.batch)
 
     def fake_update(x0, z0, step, pl):
