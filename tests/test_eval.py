@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from interworld.eval.drift import drift_score
 from interworld.eval.metrics import psnr, ssim
@@ -144,3 +145,63 @@ def test_an_eval_stopped_early_leaves_its_finished_cases(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["complete"] is False and len(m["cases"]) == 1 and np.isfinite(m["summary"]["rollout_psnr"])
     assert not (out / "metrics.json.tmp").exists() and not (out / "summary.md").exists()
+
+
+def test_eval_teacher_forces_after_as_many_real_latents_as_asked(tmp_path):
+    from interworld.cli.main import main
+    from interworld.config import get_preset
+    from interworld.engine.world import World
+    from interworld.io.checkpoint import save_checkpoint
+
+    w = World.from_config(get_preset("tiny"), seed=0)
+    ck = save_checkpoint(tmp_path / "ck", w.cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    common = ["eval", "--checkpoint", str(ck), "--maps", "freedoom2:MAP19", "--no-revisits", "--quiet",
+              "--seconds", "1"]
+    assert main(common + ["--out", str(tmp_path / "c0"), "--context-latents", "0"]) == 2
+    assert main(common + ["--out", str(tmp_path / "c1"), "--context-latents", "1"]) == 0
+    m = json.loads((tmp_path / "c1" / "metrics.json").read_text())
+    assert m["setup"]["context_latents"] == 1 and np.isfinite(m["summary"]["tf_psnr"])
+    md = (tmp_path / "c1" / "summary.md").read_text()
+    assert "| teacher-forced next chunk after 1 real latents, PSNR (dB) |" in md
+
+
+def test_batched_rollouts_are_the_single_rollouts_item_by_item():
+    from interworld.config import get_preset
+    from interworld.engine.world import World
+    from interworld.eval.rollout import rollout, rollouts
+
+    w = World.from_config(get_preset("tiny"), seed=0)
+    r = np.random.default_rng(0)
+    a, b = ((r.random((32, 32, 3)) * 255).astype(np.uint8) for _ in range(2))
+    T = 3 * 4 + 2  # the last chunk is cut short and held, as `rollout` does
+    ka, kb = (torch.from_numpy(r.integers(0, 2, (T, 6))).float() for _ in range(2))
+    ma, mb = (torch.from_numpy(r.normal(size=(T, 2)) * 10).float() for _ in range(2))
+    one = rollout(w, a, ka, ma, "x", seed=3)["frames"]
+    assert np.array_equal(rollouts(w, [a], [ka], [ma], "x", seed=3)[0]["frames"], one)  # a batch of one is `rollout`
+    both = rollouts(w, [a, b], [ka, kb], [ma, mb], "x", seed=3)
+    assert both[0]["frames"].shape == both[1]["frames"].shape == one.shape == (T + 1, 32, 32, 3)
+    # item i of a batch is what it would be beside a copy of itself: the other item's actions do not reach it
+    alone = [rollouts(w, [x, x], [k, k], [m, m], "x", seed=3)[i]["frames"] for i, (x, k, m) in
+             enumerate([(a, ka, ma), (b, kb, mb)])]
+    for i in range(2):
+        assert np.abs(both[i]["frames"].astype(int) - alone[i].astype(int)).max() <= 1, i
+    assert not np.array_equal(both[0]["frames"], both[1]["frames"])
+    with pytest.raises(ValueError, match="same length"):
+        rollouts(w, [a, b], [ka, kb[:5]], [ma, mb[:5]])
+
+
+def test_eval_batches_the_rollouts_of_several_cases(tmp_path):
+    from interworld.cli.main import main
+    from interworld.config import get_preset
+    from interworld.engine.world import World
+    from interworld.io.checkpoint import save_checkpoint
+
+    w = World.from_config(get_preset("tiny"), seed=0)
+    ck = save_checkpoint(tmp_path / "ck", w.cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    common = ["eval", "--checkpoint", str(ck), "--maps", "freedoom2:MAP19", "--no-revisits", "--quiet",
+              "--seconds", "1", "--cases", "2"]
+    assert main(common + ["--out", str(tmp_path / "b0"), "--batch", "0"]) == 2
+    assert main(common + ["--out", str(tmp_path / "b2"), "--batch", "2"]) == 0
+    m = json.loads((tmp_path / "b2" / "metrics.json").read_text())
+    assert [c["seed"] for c in m["cases"]] == [0, 1] and all(c["speed"]["streams"] == 2 for c in m["cases"])
+    assert all(np.isfinite(c["rollout"]["psnr"]) for c in m["cases"]) and m["complete"] is True

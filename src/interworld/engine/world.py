@@ -235,12 +235,14 @@ class World:
         return z0, ctx
 
     @torch.no_grad()
-    def begin(self, z0: torch.Tensor, ctx: torch.Tensor, *, seed: int = 0, pose=None) -> None:
-        """The second half of `reset`: a new generator started from z0 (its size gives the frame size)."""
+    def begin(self, z0: torch.Tensor, ctx: torch.Tensor, *, seed: int = 0, pose=None, per_item: bool = False) -> None:
+        """The second half of `reset`: a new generator started from z0 (its size gives the frame size);
+        per_item: z0 holds several streams, each under its own actions (eval/rollout.py's `rollouts`)."""
         s = self.cfg.vae.spatial
         self.gen = Generator(self.dit, self.cfg, ctx, scheme=self.scheme, steps=self.steps, seed=seed,
                              height=z0.shape[-2] * s, width=z0.shape[-1] * s, memory=self.memory, motion=self.motion)
-        self.gen.start(z0.to(self.device, self.dtype), None if pose is None else torch.as_tensor(pose, dtype=torch.float32))
+        pose = None if pose is None else torch.as_tensor(pose, dtype=torch.float32)
+        self.gen.start(z0.to(self.device, self.dtype), pose, per_item=per_item)
 
     @torch.no_grad()
     def step(self, actions=None) -> np.ndarray:

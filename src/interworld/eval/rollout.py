@@ -7,7 +7,9 @@ import time
 import numpy as np
 import torch
 
-from interworld.engine.world import World
+from interworld.engine import actions as act
+from interworld.engine.accel import attention_backend
+from interworld.engine.world import World, to_uint8
 
 
 def rollout(world: World, first: np.ndarray, keys: torch.Tensor, mouse: torch.Tensor, prompt: str = "",
@@ -24,3 +26,34 @@ def rollout(world: World, first: np.ndarray, keys: torch.Tensor, mouse: torch.Te
         frames.append(out)
         done += out.shape[0]
     return {"frames": np.concatenate(frames)[: T + 1], "chunk_s": times}
+
+
+@torch.no_grad()
+def rollouts(world: World, firsts: list[np.ndarray], keys: list[torch.Tensor], mouse: list[torch.Tensor],
+             prompt: str = "", seed: int = 0) -> list[dict]:
+    """Several rollouts at once, one batch item per start frame, each under its own actions (the
+    generator's per-item streams). On a GPU, where the small model is bound by kernel launches,
+    a batch costs little more than one rollout. keys/mouse: one [T, *] per item, all of one T.
+    Returns `rollout`'s dict per item; chunk_s are the batch's. The noise differs from `rollout`'s
+    for the same seed (one draw for the batch), so the rollouts are other samples, not the same."""
+    if len({k.shape[0] for k in [*keys, *mouse]}) != 1 or not len(firsts) == len(keys) == len(mouse):
+        raise ValueError("rollouts need one start frame and one action script of the same length per item")
+    z0 = torch.cat([world.encode_start(f, prompt)[0] for f in firsts])
+    world.begin(z0, world.encode_prompt(prompt).expand(len(firsts), -1, -1), seed=seed, per_item=True)
+    decoder = world.vae.stream_decoder()
+
+    def uint8(video):
+        return [to_uint8(video[i:i + 1]) for i in range(video.shape[0])]
+
+    frames = [uint8(decoder.decode(world.vae.denormalize(z0.float())))]
+    T, done, times = keys[0].shape[0], 0, []
+    while done < T:
+        n = world.frames_per_step
+        fitted = [act.fit(k[done:done + n], m[done:done + n], n) for k, m in zip(keys, mouse)]
+        t0 = time.perf_counter()
+        with attention_backend(world.attention):
+            z = world.gen.next_chunk(torch.stack([k for k, _ in fitted]), torch.stack([m for _, m in fitted]))
+            frames.append(uint8(decoder.decode(world.vae.denormalize(z.float()))))
+        times.append(time.perf_counter() - t0)
+        done += n
+    return [{"frames": np.concatenate([f[i] for f in frames])[: T + 1], "chunk_s": times} for i in range(len(firsts))]

@@ -62,6 +62,7 @@ class EvalArgs:
     memory: bool | None = None  # memory retrieval; None: the model's default (on if it was trained with it)
     lpips_weights: list[str] | None = None  # safetensors: VGG16 trunk + LPIPS v0.1 heads (eval/lpips.py)
     fvd_weights: str | None = None  # safetensors: piergiaj's Inception-I3D (eval/fvd.py)
+    batch: int = 1  # rollouts generated at once (per-item action streams); 1: each on its own, as `play` runs
 
 
 def _mean(xs) -> float:
@@ -122,7 +123,7 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
 def evaluate(a: EvalArgs, progress=None) -> dict:
     """Run everything; write metrics.json, plots, strips and summary.md under `a.out`."""
     from interworld.engine.world import World
-    from interworld.eval.rollout import rollout
+    from interworld.eval.rollout import rollout, rollouts
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -182,78 +183,91 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         os.replace(tmp, out / "metrics.json")
 
     curves_model, curves_repeat = [], []
-    for map_id, seed in cases:
-        for retry in range(5):  # a seed whose player dies in a damaging floor is replaced by the next
+
+    def ground_truth(map_id: str, seed: int) -> tuple[str, int, dict]:
+        for _ in range(5):  # a seed whose player dies in a damaging floor is replaced by the next
             try:
-                gt = replay(map_id, None, None, seed=seed, warmup=a.warmup, height=H, width=W,
-                            policy_frames=n_frames)
-                break
+                return map_id, seed, replay(map_id, None, None, seed=seed, warmup=a.warmup, height=H, width=W,
+                                            policy_frames=n_frames)
             except EpisodeEnded:
                 seed += 1000
-        else:
-            raise RuntimeError(f"five seeds in a row ended early on {map_id}: use shorter --seconds")
-        real = gt["frames"]
-        rep = np.repeat(real[:1], len(real), 0)
-        case = {"map": map_id, "seed": seed, "frames": int(n_frames)}
-        rp, rs = psnr(rep[1:], real[1:]), ssim(rep[1:], real[1:])
-        case["repeat_last"] = {"psnr": _mean(rp), "ssim": _mean(rs), "psnr_per_s": _per_second(rp, fps)}
-        curves_repeat.append(rp)
-        case["engine_drift"] = drift_score(real, window)
-        case["engine_sharpness"] = sharpness(real[1:])
-        case["teacher_forced"] = teacher_forced(world, gt, a.context_latents, a.tf_windows, steps, seed, cfg=cfg)
+        raise RuntimeError(f"five seeds in a row ended early on {map_id}: use shorter --seconds")
+
+    for g0 in range(0, len(cases), a.batch):
+        group = [ground_truth(*c) for c in cases[g0:g0 + a.batch]]
+        gens, wall = [None] * len(group), 0.0
         if world is not None:
             t0 = time.perf_counter()
-            gen = rollout(world, real[0], gt["keys"], gt["mouse"], PROMPT, seed=seed)
+            if len(group) == 1:
+                _, seed, gt = group[0]
+                gens = [rollout(world, gt["frames"][0], gt["keys"], gt["mouse"], PROMPT, seed=seed)]
+            else:  # the group's rollouts as one batch (per-item action streams)
+                gens = rollouts(world, [gt["frames"][0] for *_, gt in group], [gt["keys"] for *_, gt in group],
+                                [gt["mouse"] for *_, gt in group], PROMPT, seed=group[0][1])
             wall = time.perf_counter() - t0
-            g = gen["frames"]
-            gp, gs = psnr(g[1:], real[1:]), ssim(g[1:], real[1:])
-            curves_model.append(gp)
-            case["rollout"] = {"psnr": _mean(gp), "ssim": _mean(gs), "psnr_per_s": _per_second(gp, fps),
-                               "ssim_per_s": _per_second(gs, fps), "drift": drift_score(g, window),
-                               "sharpness": sharpness(g[1:]),
-                               "sharpness_per_s": [sharpness(g[i:i + int(fps)]) for i in range(0, len(g), int(fps))]}
-            if pose_net is not None:
-                case["action_following"] = action_following(pose_net, real, g, gt["pose"])
-            cs = np.array(gen["chunk_s"][1:] or gen["chunk_s"])  # the first chunk warms caches up
-            case["speed"] = {"fps": float(n_frames / wall), "chunk_s_p50": float(np.median(cs)),
-                             "chunk_s_p99": float(np.percentile(cs, 99)), "frames_per_chunk": world.frames_per_step}
-            marks = [t for t in (0, 4, 8, int(fps), int(2 * fps), int(5 * fps), int(10 * fps), int(30 * fps),
-                                 n_frames) if t <= n_frames]
-            marks = sorted(set(marks))
-            save_strip(out / f"strip_{map_id.replace(':', '-')}_s{seed}.png",
-                       {"engine": real[marks], "model": g[marks]}, every=1, labels=[f"{t / fps:.1f}s" for t in marks])
-        if lp is not None:  # the engine frames' features once, for the model and the floor
-            d = lp.against(real[1:], [rep[:1]] + ([g[1:]] if world is not None else []))
-            for part, v in zip(("repeat_last", "rollout"), d):
-                case[part].update(lpips=_mean(v), lpips_per_s=_per_second(v, fps))
-        if i3d is not None:
-            clip_features["engine"].append(i3d.features(real[1:]))
-            f = i3d.features(rep[1:1 + CLIP])  # every repeat-last clip is the same clip
-            clip_features["repeat_last"].append(np.repeat(f, len(clip_features["engine"][-1]), 0))
+        for (map_id, seed, gt), gen in zip(group, gens):
+            real = gt["frames"]
+            rep = np.repeat(real[:1], len(real), 0)
+            case = {"map": map_id, "seed": seed, "frames": int(n_frames)}
+            rp, rs = psnr(rep[1:], real[1:]), ssim(rep[1:], real[1:])
+            case["repeat_last"] = {"psnr": _mean(rp), "ssim": _mean(rs), "psnr_per_s": _per_second(rp, fps)}
+            curves_repeat.append(rp)
+            case["engine_drift"] = drift_score(real, window)
+            case["engine_sharpness"] = sharpness(real[1:])
+            case["teacher_forced"] = teacher_forced(world, gt, a.context_latents, a.tf_windows, steps, seed, cfg=cfg)
             if world is not None:
-                clip_features["model"].append(i3d.features(g[1:]))
-        results["cases"].append(case)
-        tick(f"{map_id} seed {seed}")
-
-        if a.revisits:
-            for name in ("turn_360", "out_and_back"):
-                k, m = script(name)
-                try:
-                    rv = replay(map_id, k, m, seed=seed, warmup=a.warmup, height=H, width=W)
-                except EpisodeEnded:
-                    tick(name)
-                    continue
-                first, back = rv["frames"][:1], rv["frames"][-1:]
-                r = {"map": map_id, "seed": seed, "script": name,
-                     "engine_psnr": _finite(psnr(back, first)[0]), "engine_ssim": float(ssim(back, first)[0])}
+                g = gen["frames"]
+                gp, gs = psnr(g[1:], real[1:]), ssim(g[1:], real[1:])
+                curves_model.append(gp)
+                case["rollout"] = {"psnr": _mean(gp), "ssim": _mean(gs), "psnr_per_s": _per_second(gp, fps),
+                                   "ssim_per_s": _per_second(gs, fps), "drift": drift_score(g, window),
+                                   "sharpness": sharpness(g[1:]),
+                                   "sharpness_per_s": [sharpness(g[i:i + int(fps)])
+                                                       for i in range(0, len(g), int(fps))]}
+                if pose_net is not None:
+                    case["action_following"] = action_following(pose_net, real, g, gt["pose"])
+                cs = np.array(gen["chunk_s"][1:] or gen["chunk_s"])  # the first chunk warms caches up
+                case["speed"] = {"fps": float(n_frames / wall), "chunk_s_p50": float(np.median(cs)),
+                                 "chunk_s_p99": float(np.percentile(cs, 99)),
+                                 "frames_per_chunk": world.frames_per_step, "streams": len(group)}
+                marks = [t for t in (0, 4, 8, int(fps), int(2 * fps), int(5 * fps), int(10 * fps), int(30 * fps),
+                                     n_frames) if t <= n_frames]
+                marks = sorted(set(marks))
+                save_strip(out / f"strip_{map_id.replace(':', '-')}_s{seed}.png",
+                           {"engine": real[marks], "model": g[marks]}, every=1,
+                           labels=[f"{t / fps:.1f}s" for t in marks])
+            if lp is not None:  # the engine frames' features once, for the model and the floor
+                d = lp.against(real[1:], [rep[:1]] + ([g[1:]] if world is not None else []))
+                for part, v in zip(("repeat_last", "rollout"), d):
+                    case[part].update(lpips=_mean(v), lpips_per_s=_per_second(v, fps))
+            if i3d is not None:
+                clip_features["engine"].append(i3d.features(real[1:]))
+                f = i3d.features(rep[1:1 + CLIP])  # every repeat-last clip is the same clip
+                clip_features["repeat_last"].append(np.repeat(f, len(clip_features["engine"][-1]), 0))
                 if world is not None:
-                    g = rollout(world, first[0], k, m, PROMPT, seed=seed)["frames"]
-                    r["model_psnr"] = _finite(psnr(g[-1:], first)[0])
-                    r["model_ssim"] = float(ssim(g[-1:], first)[0])
-                    save_strip(out / f"revisit_{name}_{map_id.replace(':', '-')}_s{seed}.png",
-                               {"engine": rv["frames"], "model": g}, every=max(1, len(g) // 12))
-                results["revisits"].append(r)
-                tick(name)
+                    clip_features["model"].append(i3d.features(g[1:]))
+            results["cases"].append(case)
+            tick(f"{map_id} seed {seed}")
+
+            if a.revisits:
+                for name in ("turn_360", "out_and_back"):
+                    k, m = script(name)
+                    try:
+                        rv = replay(map_id, k, m, seed=seed, warmup=a.warmup, height=H, width=W)
+                    except EpisodeEnded:
+                        tick(name)
+                        continue
+                    first, back = rv["frames"][:1], rv["frames"][-1:]
+                    r = {"map": map_id, "seed": seed, "script": name,
+                         "engine_psnr": _finite(psnr(back, first)[0]), "engine_ssim": float(ssim(back, first)[0])}
+                    if world is not None:
+                        g = rollout(world, first[0], k, m, PROMPT, seed=seed)["frames"]
+                        r["model_psnr"] = _finite(psnr(g[-1:], first)[0])
+                        r["model_ssim"] = float(ssim(g[-1:], first)[0])
+                        save_strip(out / f"revisit_{name}_{map_id.replace(':', '-')}_s{seed}.png",
+                                   {"engine": rv["frames"], "model": g}, every=max(1, len(g) // 12))
+                    results["revisits"].append(r)
+                    tick(name)
 
     if i3d is not None:
         results["fvd"] = fvd_results(clip_features)
@@ -357,8 +371,9 @@ def markdown(r: dict) -> str:
         fv = r["fvd"]
         perceptual.append((f"FVD (I3D, {fv['clips']} clips of {fv['clip_frames']} frames a side; lower is better)",
                            s.get("fvd"), s["repeat_last_fvd"]))
-    rows = [("teacher-forced next chunk PSNR (dB)", s.get("tf_psnr"), s.get("tf_repeat_psnr")),
-            ("teacher-forced next chunk SSIM", s.get("tf_ssim"), s.get("tf_repeat_ssim")),
+    tf = f"teacher-forced next chunk after {st['context_latents']} real latents,"
+    rows = [(f"{tf} PSNR (dB)", s.get("tf_psnr"), s.get("tf_repeat_psnr")),
+            (f"{tf} SSIM", s.get("tf_ssim"), s.get("tf_repeat_ssim")),
             ("rollout PSNR (dB)", s.get("rollout_psnr"), s["repeat_last_rollout_psnr"]),
             ("rollout SSIM", s.get("rollout_ssim"), s["repeat_last_rollout_ssim"]),
             *perceptual,
