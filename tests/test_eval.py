@@ -177,7 +177,11 @@ def test_batched_rollouts_are_the_single_rollouts_item_by_item():
     ka, kb = (torch.from_numpy(r.integers(0, 2, (T, 6))).float() for _ in range(2))
     ma, mb = (torch.from_numpy(r.normal(size=(T, 2)) * 10).float() for _ in range(2))
     one = rollout(w, a, ka, ma, "x", seed=3)["frames"]
-    assert np.array_equal(rollouts(w, [a], [ka], [ma], "x", seed=3)[0]["frames"], one)  # a batch of one is `rollout`
+    player = [w.reset(a, "x", seed=3)]  # a batch of one is what a player gets from reset and step
+    while sum(len(f) for f in player) < T + 1:
+        done = sum(len(f) for f in player) - 1
+        player.append(w.step((ka[done:done + w.frames_per_step], ma[done:done + w.frames_per_step])))
+    assert np.array_equal(np.concatenate(player)[: T + 1], one)
     both = rollouts(w, [a, b], [ka, kb], [ma, mb], "x", seed=3)
     assert both[0]["frames"].shape == both[1]["frames"].shape == one.shape == (T + 1, 32, 32, 3)
     # item i of a batch is what it would be beside a copy of itself: the other item's actions do not reach it

@@ -15,31 +15,25 @@ from interworld.engine.world import World, to_uint8
 def rollout(world: World, first: np.ndarray, keys: torch.Tensor, mouse: torch.Tensor, prompt: str = "",
             seed: int = 0, pose=None) -> dict:
     """frames [T+1, H, W, 3]: the decoded start frame, then one per scripted frame; and the
-    seconds each chunk took."""
-    frames = [world.reset(first, prompt, seed=seed, pose=pose)]
-    T, done, times = keys.shape[0], 0, []
-    while done < T:
-        n = world.frames_per_step
-        t0 = time.perf_counter()
-        out = world.step((keys[done:done + n], mouse[done:done + n]))
-        times.append(time.perf_counter() - t0)
-        frames.append(out)
-        done += out.shape[0]
-    return {"frames": np.concatenate(frames)[: T + 1], "chunk_s": times}
+    seconds each chunk took. A batch of one of `rollouts`: the frames `World.reset` and `step`
+    give a player (tests/test_eval.py)."""
+    return rollouts(world, [first], [keys], [mouse], prompt, seed, poses=None if pose is None else [pose])[0]
 
 
 @torch.no_grad()
 def rollouts(world: World, firsts: list[np.ndarray], keys: list[torch.Tensor], mouse: list[torch.Tensor],
-             prompt: str = "", seed: int = 0) -> list[dict]:
+             prompt: str = "", seed: int = 0, poses=None) -> list[dict]:
     """Several rollouts at once, one batch item per start frame, each under its own actions (the
     generator's per-item streams). On a GPU, where the small model is bound by kernel launches,
-    a batch costs little more than one rollout. keys/mouse: one [T, *] per item, all of one T.
-    Returns `rollout`'s dict per item; chunk_s are the batch's. The noise differs from `rollout`'s
-    for the same seed (one draw for the batch), so the rollouts are other samples, not the same."""
+    a batch costs little more than one rollout. keys/mouse: one [T, *] per item, all of one T;
+    poses: one start pose [5] per item (default: the origin).
+    Returns `rollout`'s dict per item; chunk_s are the batch's. The noise is drawn for the whole
+    batch, so an item's rollout is another sample than the same case run alone."""
     if len({k.shape[0] for k in [*keys, *mouse]}) != 1 or not len(firsts) == len(keys) == len(mouse):
         raise ValueError("rollouts need one start frame and one action script of the same length per item")
     z0 = torch.cat([world.encode_start(f, prompt)[0] for f in firsts])
-    world.begin(z0, world.encode_prompt(prompt).expand(len(firsts), -1, -1), seed=seed, per_item=True)
+    pose = None if poses is None else torch.stack([torch.as_tensor(p, dtype=torch.float32) for p in poses])
+    world.begin(z0, world.encode_prompt(prompt).expand(len(firsts), -1, -1), seed=seed, pose=pose, per_item=True)
     decoder = world.vae.stream_decoder()
 
     def uint8(video):

@@ -197,13 +197,9 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         group = [ground_truth(*c) for c in cases[g0:g0 + a.batch]]
         gens, wall = [None] * len(group), 0.0
         if world is not None:
-            t0 = time.perf_counter()
-            if len(group) == 1:
-                _, seed, gt = group[0]
-                gens = [rollout(world, gt["frames"][0], gt["keys"], gt["mouse"], PROMPT, seed=seed)]
-            else:  # the group's rollouts as one batch (per-item action streams)
-                gens = rollouts(world, [gt["frames"][0] for *_, gt in group], [gt["keys"] for *_, gt in group],
-                                [gt["mouse"] for *_, gt in group], PROMPT, seed=group[0][1])
+            t0 = time.perf_counter()  # the group's rollouts as one batch (per-item action streams)
+            gens = rollouts(world, [gt["frames"][0] for *_, gt in group], [gt["keys"] for *_, gt in group],
+                            [gt["mouse"] for *_, gt in group], PROMPT, seed=group[0][1])
             wall = time.perf_counter() - t0
         for (map_id, seed, gt), gen in zip(group, gens):
             real = gt["frames"]
