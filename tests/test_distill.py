@@ -212,6 +212,26 @@ def test_each_switch_runs(tmp_path, switches):
         assert 0 < sizes[-1] <= 8 and sizes == sorted(sizes)  # fills, then stays at its bound
 
 
+def test_resumed_run_keeps_its_error_buffer(tmp_path):
+    """A run stopped by its time limit goes on with the residuals it had collected (on disk
+    beside the checkpoint), not with an empty buffer."""
+    cfg = _cfg()
+    w = World.from_config(cfg, seed=0)
+    _wake(w.dit, 2)
+    teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    _data(tmp_path / "data", cfg)
+    args = dict(data=str(tmp_path / "data"), out=str(tmp_path / "s"), teacher=str(teacher), batch=2, chunks=2,
+                student_steps=2, fake_steps=2, log_every=1, device="cpu", error_buffer=64)
+    out = distill(DistillArgs(steps=3, **args))
+    held = ErrorBuffer(64)
+    held.load(out / "error_buffer.0.safetensors", "cpu")
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(held) == log[-1]["error_buffer_frames"] > 0
+    distill(DistillArgs(steps=4, **args))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 4 and log[-1]["error_buffer_frames"] >= len(held)
+
+
 def test_cli_names_a_missing_teacher(tmp_path, capsys):
     from interworld.cli.main import main
 

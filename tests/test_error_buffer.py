@@ -50,3 +50,21 @@ def test_collect_keeps_low_noise_residuals_and_corrupts_only_generated_context()
     scale = d.flatten(1).norm(dim=1) / torch.stack([expect[i].norm() for i in range(4)]).max()
     assert (scale <= 1.0 + 1e-5).all()  # a held residual times a factor in [0, 1]
     assert torch.equal(ErrorBuffer(8).corrupt_context(z, t), z)  # empty: nothing added
+
+
+def test_saved_buffer_loads_back_as_it_was(tmp_path):
+    eb = ErrorBuffer(capacity=8)
+    eb.add(torch.randn(11, 2, 3, 3))  # past capacity: the ring has wrapped
+    eb.save(tmp_path / "eb.safetensors")
+    back = ErrorBuffer(capacity=8)
+    back.load(tmp_path / "eb.safetensors", "cpu")
+    assert torch.equal(back.data, eb.data) and (len(back), back.pos) == (len(eb), eb.pos)
+    back.add(torch.zeros(1, 2, 3, 3))  # and goes on overwriting the oldest, as the original would
+    eb.add(torch.zeros(1, 2, 3, 3))
+    assert torch.equal(back.data, eb.data)
+    ErrorBuffer(capacity=8).load(tmp_path / "absent.safetensors", "cpu")  # nothing saved yet: stays empty
+    try:
+        ErrorBuffer(capacity=4).load(tmp_path / "eb.safetensors", "cpu")
+        raise AssertionError("a buffer of another size loaded")
+    except ValueError as e:
+        assert "--error-buffer" in str(e)

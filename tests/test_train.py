@@ -11,6 +11,7 @@ pytest.importorskip("vizdoom", reason="pip install vizdoom==1.3.2 to record trai
 from interworld.data.vizdoom_rec import record  # noqa: E402
 from interworld.engine.world import World  # noqa: E402
 from interworld.train.common import autocast, read_log  # noqa: E402
+from interworld.train.error_buffer import ErrorBuffer  # noqa: E402
 from interworld.train.fit import FitArgs, fit  # noqa: E402
 from interworld.train.world import DEFAULT_PROMPT  # noqa: E402
 
@@ -64,6 +65,10 @@ def test_vae_then_world_training_lowers_the_loss_and_resumes(data, tmp_path):
     assert steps[-1] == 70 and 65 in steps and json.loads((world_run / "state.json").read_text())["step"] == 70
     assert np.isfinite(_losses(world_run)[-1])
     World.from_pretrained(str(world_run))
+    # the buffer is kept beside the checkpoint, so a later resume starts from what it held
+    held = ErrorBuffer(64)
+    held.load(world_run / "error_buffer.0.safetensors", "cpu")
+    assert 0 < len(held) <= 64
 
 
 def test_two_process_ddp_run_stops_together(data, tmp_path):

@@ -229,12 +229,17 @@ def distill(a: DistillArgs, progress=None) -> Path:
     data = LatentClips(clips, vae, n_lat, device, seed=a.seed * 1000 + rank + step_n,
                        amp=amp)
     errors = ErrorBuffer(a.error_buffer) if a.error_buffer > 0 else None
+    buffer_file = run / f"error_buffer.{rank}.safetensors"  # each rank fills its own
+    if errors is not None and resume:
+        errors.load(buffer_file, device)
     log = common.Logger(run)
     if common.is_main() and not resume:
         log.log(step_n, train_frames=clips.frames, world_size=world, self_rollout=a.self_rollout,
                 error_buffer=a.error_buffer, student_steps=a.student_steps)
 
     def checkpoint():
+        if errors is not None:
+            errors.save(buffer_file)
         if not common.is_main():
             return
         save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": text},

@@ -14,7 +14,11 @@ The buffer is a fixed ring of latent frames, so it never grows past `capacity`.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
+from safetensors.torch import load_file, save_file
 
 
 class ErrorBuffer:
@@ -40,6 +44,27 @@ class ErrorBuffer:
         self.data[idx] = r
         self.pos = int((self.pos + len(r)) % self.capacity)
         self.count = min(self.capacity, self.count + len(r))
+
+    def save(self, path: Path) -> None:
+        """The residuals held, in ring order, to safetensors (temp file, then rename), so that a
+        resumed run starts with the buffer it stopped with, not an empty one."""
+        if self.data is None:
+            return
+        tmp = Path(f"{path}.tmp")
+        save_file({"data": self.data.cpu().contiguous(), "count": torch.tensor(self.count),
+                   "pos": torch.tensor(self.pos)}, str(tmp))
+        os.replace(tmp, path)
+
+    def load(self, path: Path, device) -> None:
+        """What `save` wrote, if it is there (a run checkpointed before the buffer existed has none)."""
+        if not Path(path).is_file():
+            return
+        st = load_file(str(path))
+        if st["data"].shape[0] != self.capacity:
+            raise ValueError(f"{path} holds an error buffer of {st['data'].shape[0]} frames; this run asks for "
+                             f"{self.capacity}: resume with the same --error-buffer")
+        self.data = st["data"].to(device)
+        self.count, self.pos = int(st["count"]), int(st["pos"])
 
     def sample(self, n: int) -> torch.Tensor:
         """n residuals drawn uniformly from those held, [n, C, h, w]."""

@@ -164,6 +164,9 @@ def fit(a: FitArgs, progress=None) -> Path:
         log.log(step, train_frames=n_frames, val_frames=val.frames if val else 0, world_size=world)
     t_log, last = time.time(), {}
     errors = ErrorBuffer(a.error_buffer) if a.kind == "world" and a.error_buffer > 0 else None
+    buffer_file = run / f"error_buffer.{rank}.safetensors"  # each rank fills its own
+    if errors is not None and resume:
+        errors.load(buffer_file, device)
     adversary = None
     if a.kind == "vae" and a.adversarial > 0:
         adversary = Adversary(a.adversarial, vae.decoder.head[1].weight, device, a.lr, a.adv_start, amp, wrap=ddp)
@@ -171,6 +174,8 @@ def fit(a: FitArgs, progress=None) -> Path:
             adversary.load(run / "discriminator.safetensors")
 
     def checkpoint(extra=None):
+        if errors is not None:
+            errors.save(buffer_file)
         if common.is_main():
             parts = {"vae": vae} if a.kind == "vae" else {"dit": modules["dit"], "vae": vae}
             if a.kind == "world" and modules["text"] is not None:
