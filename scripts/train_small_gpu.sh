@@ -12,6 +12,8 @@
 # Usage: scripts/train_small_gpu.sh OUT_DIR [VAE_SECONDS] [WORLD_SECONDS] [RESUME_DIR] [DISTILL_SECONDS]
 # VAE_SECONDS 0 with a VAE already in /tmp/runs/vae (scripts/vae_sweep_gpu.sh's winner): train the
 #   world on it.
+# INIT: a world checkpoint to continue with a schedule of its own (e.g. src/interworld/assets/small,
+#   whose 8-bit weights load as floats): no VAE is trained.
 # WORLD_SECONDS 0: a VAE-only lease; OUT_DIR gets the VAE as vae_fp16.partNN, report.tgz
 #   (scripts/vae_report.py: PSNR, sharpness and strips deep in a stream) and vae_meta.tgz.
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
@@ -43,6 +45,8 @@ mkdir -p $runs
 if [ -n "$resume" ]; then
   mkdir -p $runs/world && cp "$resume"/world/* $runs/world/
   cat "$resume"/world_fp16.part* > $runs/world/model.safetensors
+elif [ -n "${INIT:-}" ]; then
+  echo "world model from $INIT"
 elif [ "$vae_s" = 0 ] && [ -f $runs/vae/config.json ]; then
   echo "world model on the VAE in $runs/vae (scripts/vae_sweep_gpu.sh)"
 else
@@ -58,7 +62,7 @@ fi
 # DIT_DIM / DIT_LAYERS shape a new DiT only (a follow-up call resumes the one it made)
 new_dit=""; [ -z "$resume" ] && [ ! -f $runs/world/config.json ] && new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS}"
 # shellcheck disable=SC2086
-iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init $runs/vae ) $new_dit \
+iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init "${INIT:-$runs/vae}" ) $new_dit \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \
    --error-buffer "${ERROR_BUFFER:-0}" --memory "${MEMORY:-0.5}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 \
    $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) --quiet
