@@ -31,9 +31,10 @@ def rollouts(world: World, firsts: list[np.ndarray], keys: list[torch.Tensor], m
     batch, so an item's rollout is another sample than the same case run alone."""
     if len({k.shape[0] for k in [*keys, *mouse]}) != 1 or not len(firsts) == len(keys) == len(mouse):
         raise ValueError("rollouts need one start frame and one action script of the same length per item")
-    z0 = torch.cat([world.encode_start(f, prompt)[0] for f in firsts])
+    starts = [world.encode_start(f, prompt) for f in firsts]
+    z0, ctx = torch.cat([z for z, _ in starts]), starts[0][1]  # one prompt: every item's text states are the same
     pose = None if poses is None else torch.stack([torch.as_tensor(p, dtype=torch.float32) for p in poses])
-    world.begin(z0, world.encode_prompt(prompt).expand(len(firsts), -1, -1), seed=seed, pose=pose, per_item=True)
+    world.begin(z0, ctx.expand(len(firsts), -1, -1), seed=seed, pose=pose, per_item=True)
     decoder = world.vae.stream_decoder()
 
     def uint8(video):
