@@ -30,6 +30,8 @@ def _trained_like(cfg, seed=0):
         if blk.action_model is not None:
             torch.nn.init.normal_(blk.action_model.proj_mouse.weight, std=0.05)
             torch.nn.init.normal_(blk.action_model.proj_keyboard.weight, std=0.05)
+    if cfg.prev_latent:
+        torch.nn.init.normal_(m.patch_embedding_prev.weight, std=0.05)
     return m.eval()
 
 
@@ -49,13 +51,15 @@ def _run(gen, chunks, seed=0, z0=None):
     return outs
 
 
-@pytest.mark.parametrize("chunk,sink,window,memory", [(1, 1, 2, False), (2, 1, 3, False), (2, 0, 2, False),
-                                                     (1, 1, 2, True), (2, 1, 2, True)])
-def test_causal_streaming_equals_full_sequence(chunk, sink, window, memory):
+@pytest.mark.parametrize("chunk,sink,window,memory,prev", [
+    (1, 1, 2, False, False), (2, 1, 3, False, False), (2, 0, 2, False, False), (1, 1, 2, True, False),
+    (2, 1, 2, True, False), (1, 1, 2, False, True), (2, 1, 2, True, True)])
+def test_causal_streaming_equals_full_sequence(chunk, sink, window, memory, prev):
     """Each denoising pass of the stream equals the block-causal forward over everything so far;
-    with memory, over the retrieved frames too, seen by the chunk being made and nothing else."""
+    with memory, over the retrieved frames too, seen by the chunk being made and nothing else;
+    with the previous-frame path, each frame embeds the one before it as the full sequence has it."""
     cfg = get_preset("tiny").replace(chunk_latents=chunk, sink_latents=sink, window_latents=window, steps=2,
-                                     sampler="euler", memory_latents=2)
+                                     sampler="euler", memory_latents=2, prev_latent=prev)
     rec = Recorder(_trained_like(cfg))
     ctx = torch.randn(1, 4, cfg.text_dim)
     gen = Generator(rec, cfg, ctx, scheme="causal", seed=3, memory=memory)

@@ -176,3 +176,40 @@ def test_gpu_training_precision_bf16_autocasts_and_fp32_does_not():
         assert (x @ x).dtype == torch.bfloat16
     with autocast(x.device, "fp32"):
         assert (x @ x).dtype == torch.float32
+
+
+def test_the_previous_frame_path_joins_a_trained_dit_as_it_was_and_then_learns(data, tmp_path):
+    from interworld.io.checkpoint import load_into, load_tensors
+    from interworld.models.dit import Step, build_dit
+
+    vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=2, batch=2, latents=2,
+                          val_every=1000, ckpt_every=1000, device="cpu"))
+    base = fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(vae_run), steps=3, batch=2, latents=3,
+                       val_every=1000, ckpt_every=1000, device="cpu"))
+    run = fit(FitArgs("world", str(data), str(tmp_path / "p"), init=str(base), steps=4, batch=2, latents=3, lr=1e-3,
+                      warmup=1, val_every=1000, ckpt_every=1000, device="cpu", prev_latent=True))
+    assert json.loads((run / "config.json").read_text())["model"]["prev_latent"]
+    w = World.from_pretrained(str(run))
+    assert float(w.dit.patch_embedding_prev.weight.detach().abs().sum()) > 0  # trained, and kept in the checkpoint
+
+    # before training, the new path is zero: the DiT gives what the one it came from gives
+    old = World.from_pretrained(str(base))
+    fresh = build_dit(old.cfg.replace(prev_latent=True))
+    tensors = {k: v for k, v in load_tensors(base).items() if k.startswith("dit.")}
+    tensors.update({f"dit.{k}": v for k, v in fresh.state_dict().items() if k.startswith("patch_embedding_prev.")})
+    load_into(fresh, tensors, "dit")
+    c, f, h, wd = old.cfg.latent_shape(9, 32, 32)
+    x, t = torch.randn(1, c, f, h, wd), torch.full((1, f), 500.0)
+    t[:, 0] = 0
+    ctx = torch.randn(1, 4, old.cfg.text_dim)
+    with torch.no_grad():
+        ref = old.dit(x, t, ctx, Step(frame_pos=torch.arange(f)))[0]
+        assert torch.equal(fresh.eval()(x, t, ctx, Step(frame_pos=torch.arange(f)))[0], ref)
+        # once trained, it reads the frame before: changing frame 0 moves frame 1's output through it
+        w.dit.patch_embedding_prev.weight.data.normal_(std=0.1)
+        y = x.clone()
+        y[:, :, 0] += 1
+        mask = torch.ones(f, f).tril().bool().repeat_interleave(h * wd // 4, 0).repeat_interleave(h * wd // 4, 1)
+        a = w.dit(x, t, ctx, Step(frame_pos=torch.arange(f), mask=mask))[0]
+        b = w.dit(y, t, ctx, Step(frame_pos=torch.arange(f), mask=mask))[0]
+    assert not torch.allclose(a[:, :, 1], b[:, :, 1])

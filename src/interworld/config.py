@@ -103,6 +103,10 @@ class ModelConfig:
     # --- Matrix-Game additions ---
     action: ActionConfig | None = field(default_factory=ActionConfig)
     camera: bool = True  # Plucker-ray camera injection in every block
+    # each latent frame's tokens also embed the frame before it (a second, zero-initialised patch
+    # embedding): a direct path for copying what stays in view, as DIAMOND and GameNGen stack past
+    # frames as input channels. Our own addition (docs/TRAINING.md, run 17); official weights have none
+    prev_latent: bool = False
     # --- MoE (Wan2.2-A14B): a high-noise and a low-noise expert switched by timestep ---
     moe_boundary: float | None = None  # timestep (0..1000) at or above which the high-noise expert runs
     # --- generation schedule ---

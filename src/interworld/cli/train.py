@@ -66,6 +66,10 @@ def add_parser(sub):
     p.add_argument("--dit-dim", type=int, metavar="N",
                    help="world: width of a new DiT on --init's VAE (a multiple of 64; default: the config's)")
     p.add_argument("--dit-layers", type=int, metavar="N", help="world: blocks of a new DiT (default: the config's)")
+    p.add_argument("--prev-latent", action="store_true",
+                   help="world: add the previous-frame path to the DiT (each frame also embeds the latent before "
+                        "it, a direct way to copy what stays in view); zero at first, so --init's DiT starts as "
+                        "it was")
     p.add_argument("--adv-start", type=int, metavar="N",
                    help="vae, decoder: steps before the discriminator's loss reaches the decoder (default: 2000 "
                         "for a VAE, which must learn to reconstruct first; 200 for a decoder fine-tune)")
@@ -126,7 +130,8 @@ def run(args) -> int:
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
                  **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
-                 dit_dim=args.dit_dim, dit_layers=args.dit_layers, precision=args.precision)
+                 dit_dim=args.dit_dim, dit_layers=args.dit_layers, precision=args.precision,
+                 prev_latent=args.prev_latent)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
             out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))

@@ -163,6 +163,7 @@ class Generator:
         self.mouse = torch.zeros(1, 0, 2)
         self.video_pose = torch.zeros(1, 5)
         self.cache = KVCache(cfg.sink_latents, cfg.window_latents)
+        self.written = None  # the last latent frame written to the cache: the next frame's `Step.prev`
         self.profile = False  # when set, stages are timed (with a device sync) into stage_times
         self.stage_times: dict[str, list[float]] = {}
 
@@ -265,6 +266,7 @@ class Generator:
         self.keys = torch.zeros(s, 1, len_keys(self.cfg))
         self.mouse = torch.zeros(s, 1, 2)
         self.cache = KVCache(self.cfg.sink_latents, self.cfg.window_latents)
+        self.written = None
         if self.scheme == "causal":
             self._write_cache([0], self.latent(0))
 
@@ -355,13 +357,14 @@ class Generator:
         pl = self._plucker(poses, refs)
         t = torch.zeros(z.shape[0], len(ids), device=self.device)
         for name, expert in self._experts():
-            step = Step(frame_pos=frame_ids, keyboard=kb, mouse=ms)
+            step = Step(frame_pos=frame_ids, keyboard=kb, mouse=ms, prev=self.written)
             _, kvs = expert(z.to(self.device), t, self.context, step, plucker=pl, kv_prefix=self.cache.prefix(name))
             if not self.cache.frames and kvs[0][0].device != self.device:  # offloaded to the host: no host copies
                 self.cache.pieces = True
             self.cache.append(name, kvs, ids)
         self.cache.tokens_per_frame = kvs[0][0].shape[1] // len(ids)
         self.cache.commit(ids)
+        self.written = z[:, :, -1:].to(self.device)
 
     def _memory(self, mems: list[list[int]], q: int):
         """The retrieved frames of each action stream (as many for each): latents [B, C, n, h, w],
@@ -411,7 +414,7 @@ class Generator:
             tt = torch.full((x.shape[0], x.shape[2]), float(t), device=self.device)
             expert = self._expert_for(float(t))
             name = next(n for n, e in self._experts() if e is expert)
-            step = Step(frame_pos=new_ids, keyboard=kb, mouse=ms, keep_kv=False)
+            step = Step(frame_pos=new_ids, keyboard=kb, mouse=ms, keep_kv=False, prev=self.written)
             v, _ = expert(x, tt, self.context, step, plucker=pl, kv_prefix=self._prefix(name, mem_kv))
             return v
 

@@ -149,6 +149,9 @@ class Step:
     keyboard: torch.Tensor | None = None
     mouse: torch.Tensor | None = None
     action_from: int = 0
+    # the clean latent [B, C, 1, h, w] before x's first frame, for models with cfg.prev_latent (the
+    # streaming cache's last frame); None: the first frame starts a stream, or its past is not held
+    prev: torch.Tensor | None = None
     action_mask: torch.Tensor | None = None
     # return each block's (k, v): only a cache or memory pass uses them, and holding them for
     # every block is 55 GB at a14b-moe's 66,880 tokens (a denoising step needs none of it)
@@ -161,6 +164,12 @@ class WanDiT(nn.Module):
         self.cfg = cfg
         d, p = cfg.dim, cfg.patch
         self.patch_embedding = nn.Conv3d(cfg.in_dim, d, kernel_size=p, stride=p)
+        if cfg.prev_latent:
+            if p[0] != 1:
+                raise ValueError("prev_latent needs a temporal patch of 1")
+            self.patch_embedding_prev = nn.Conv3d(cfg.in_dim, d, kernel_size=p, stride=p)
+            nn.init.zeros_(self.patch_embedding_prev.weight)  # a fresh path changes nothing
+            nn.init.zeros_(self.patch_embedding_prev.bias)
         if cfg.camera:
             self.patch_embedding_wancamctrl = nn.Linear(cfg.camera_in * math.prod(p), d)
             self.c2ws_hidden_states_layer1 = nn.Linear(d, d)
@@ -192,6 +201,21 @@ class WanDiT(nn.Module):
         x = self.patch_embedding_wancamctrl(x.to(self.patch_embedding_wancamctrl.weight.dtype))
         return x + self.c2ws_hidden_states_layer2(F.silu(self.c2ws_hidden_states_layer1(x)))
 
+    def embed_previous(self, x: torch.Tensor, step: Step) -> torch.Tensor:
+        """Each frame's embedding of the latent frame before it in time: the one beside it in x when
+        their positions are consecutive, step.prev for the first, zeros where none is given or
+        where the frames after memory begin (step.action_from), as at a stream's start."""
+        first = step.prev.to(x) if step.prev is not None else torch.zeros_like(x[:, :, :1])
+        prev = torch.cat([first, x[:, :, :-1]], 2)
+        pos = step.frame_pos.to(x.device)
+        pos = pos[None] if pos.dim() == 1 else pos
+        keep = torch.cat([torch.full_like(pos[:, :1], step.prev is not None, dtype=torch.bool),
+                          pos[:, 1:] == pos[:, :-1] + 1], 1)
+        if step.action_from:
+            keep[:, step.action_from] = False
+        prev = prev * keep[:, None, :, None, None].to(x.dtype)
+        return self.patch_embedding_prev(prev.to(self.patch_embedding_prev.weight.dtype)).flatten(2).transpose(1, 2)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, step: Step,
                 plucker: torch.Tensor | None = None, kv_prefix: list[KV] | None = None,
                 text_embedded: bool = False) -> tuple[torch.Tensor, list[KV] | None]:
@@ -206,6 +230,8 @@ class WanDiT(nn.Module):
         gh, gw = h // ph, w // pw
         # contiguous: every block then sees the same memory layout (one compiled graph serves all)
         tokens = self.patch_embedding(x.to(self.patch_embedding.weight.dtype)).flatten(2).transpose(1, 2)
+        if cfg.prev_latent:
+            tokens = tokens + self.embed_previous(x, step)
         tokens = tokens.float().contiguous()
         e = self.time_embedding(sinusoidal_embedding(cfg.freq_dim, t).to(self.time_embedding[0].weight.dtype)).float()
         e0 = self.time_projection(e.to(self.time_projection[1].weight.dtype)).float().unflatten(-1, (6, -1))

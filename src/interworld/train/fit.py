@@ -63,6 +63,7 @@ class FitArgs:
     vae_dim: int | None = None  # vae: base width of a new VAE (default: the preset's)
     dit_dim: int | None = None  # world: width of a new DiT (heads of 64, FFN 3x; default: the config's)
     dit_layers: int | None = None  # world: blocks of a new DiT (default: the config's)
+    prev_latent: bool = False  # world: give the DiT the previous-frame path (config.prev_latent), zero at first
     precision: str = "bf16"  # on a GPU: "bf16" autocast, or "fp32" with TF32 matmuls and convolutions
 
 
@@ -102,6 +103,8 @@ def fit(a: FitArgs, progress=None) -> Path:
         cfg = cfg.replace(memory_trained=True)  # generate and play then use memory by default
     if a.kind == "world":
         cfg = cfg.replace(train_prompt=DEFAULT_PROMPT)  # every clip is captioned with it
+        if a.prev_latent and not resume:
+            cfg = cfg.replace(prev_latent=True)
     tensors = load_tensors(src) if src is not None else {}
     if a.kind == "world" and (a.dit_dim or a.dit_layers):
         if resume or any(k.startswith("dit.") for k in tensors):
@@ -124,6 +127,9 @@ def fit(a: FitArgs, progress=None) -> Path:
         text = (BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers).to(device)
                 if cfg.text_encoder == "builtin" else None)
         if any(k.startswith("dit.") for k in tensors):
+            if cfg.prev_latent and "dit.patch_embedding_prev.weight" not in tensors:  # a new path on a trained DiT
+                tensors.update({f"dit.{k}": v for k, v in dit.state_dict().items()
+                                if k.startswith("patch_embedding_prev.")})
             load_into(dit, tensors, "dit", str(src))
             if text is not None:
                 load_into(text, tensors, "text", str(src))
