@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `interworld eval` of several checkpoints at once on one GPU (each eval is one process, bound
-# by ViZDoom replays and kernel launches), the results packed into OUT_DIR/eval.tgz (in 15 MB
-# parts, eval.tgz.partNN, when larger).
+# `interworld eval` of several checkpoints at once, spread over the machine's GPUs in turn (each
+# eval is one process, bound by ViZDoom replays and kernel launches), the results packed into
+# OUT_DIR/eval.tgz (in 15 MB parts, eval.tgz.partNN, when larger).
 #
 # Usage: scripts/eval_gpu.sh OUT_DIR POSE_MODEL NAME=CHECKPOINT[@EVAL ARGS] ...
 #   e.g. teacher=src/interworld/assets/small  teacher10=src/interworld/assets/small@--steps 10
@@ -14,6 +14,7 @@ out=${1:?OUT_DIR}; pose=${2:?POSE_MODEL}; shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 pose=$(realpath "$pose"); ev=/tmp/ev; mkdir -p $ev "$out"
+ngpu=$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))"); i=0
 # shellcheck source=scripts/lease_data.sh
 source "$root/scripts/lease_data.sh"
 for spec in "$@"; do
@@ -25,8 +26,10 @@ for spec in "$@"; do
   fi
   # each in its own folder: ViZDoom writes ./_vizdoom*
   mkdir -p $ev/$name.wd; cd $ev/$name.wd
+  gpu=$(( i % ngpu )); i=$(( i + 1 ))
   # shellcheck disable=SC2086
-  timeout "${EVAL_LIMIT:-0}" python3 -m interworld.cli.main eval --checkpoint "$ckpt" --pose-model "$pose" --device "${EVAL_DEVICE:-cuda}" --out $ev/$name \
+  CUDA_VISIBLE_DEVICES=$gpu timeout "${EVAL_LIMIT:-0}" python3 -m interworld.cli.main eval --checkpoint "$ckpt" \
+     --pose-model "$pose" --device "${EVAL_DEVICE:-cuda}" --out $ev/$name \
      ${EVAL_ARGS:---cases 2} $args --quiet > $ev/$name.out 2>&1 &
   cd - > /dev/null
 done
