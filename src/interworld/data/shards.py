@@ -50,8 +50,17 @@ def write_shard(path: str | Path, shard: Shard, compress: bool = False) -> Path:
 
 
 def list_shards(folder: str | Path) -> list[Path]:
-    """Whole shards only: `.tmp` files of a killed recorder are ignored."""
-    return sorted(p for p in Path(folder).rglob("*.npz") if p.is_file())
+    """Whole shards only: `.tmp` files of a killed recorder are ignored. Linked folders are
+    followed (e.g. `data/val` linked to recordings kept elsewhere), each real folder once."""
+    out, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree, or a second link to one folder
+            dirs[:] = []
+            continue
+        seen.add(real)
+        out += [Path(root) / f for f in files if f.endswith(".npz")]
+    return sorted(p for p in out if p.is_file())
 
 
 def load_shard(path: str | Path) -> Shard:
