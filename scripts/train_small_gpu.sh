@@ -27,6 +27,7 @@
 #      default: the preset's), RUNS (the runs folder, default /tmp/runs: two runs side by side on
 #      one machine each take their own, with CUDA_VISIBLE_DEVICES splitting the GPUs),
 #      PREV_LATENT (1: give the DiT the previous-frame path, `train world --prev-latent`),
+#      SELF_CONTEXT (share of batches whose context is the model's own rollout, `train world --self-context`),
 #      PACK_ONLY (name prefixes of the teacher to bring back, e.g. dit.,text. when its VAE is
 #      already at home; rebuild with scripts/fp16_copy.py --base).
 set -euo pipefail
@@ -66,7 +67,8 @@ new_dit=""; [ -z "$resume" ] && [ ! -f $runs/world/config.json ] && new_dit="${D
 iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init "${INIT:-$runs/vae}" ) $new_dit \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \
    --error-buffer "${ERROR_BUFFER:-0}" --memory "${MEMORY:-0.5}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 \
-   $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) $( [ "${PREV_LATENT:-0}" = 1 ] && echo --prev-latent ) --quiet
+   $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) $( [ "${PREV_LATENT:-0}" = 1 ] && echo --prev-latent ) \
+   --self-context "${SELF_CONTEXT:-0}" --quiet
 echo "teacher trained at $(( $(date +%s) - t0 )) s"
 if [ "$distill_s" -gt 0 ]; then
   iwrun distill --teacher $runs/world --data $data --out $runs/student --steps "${DISTILL_STEPS:-5000}" \

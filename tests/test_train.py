@@ -211,3 +211,29 @@ def test_the_previous_frame_path_joins_a_trained_dit_as_it_was_and_then_learns(d
         a = w.dit(x, t, ctx, Step(frame_pos=torch.arange(f), mask=mask))[0]
         b = w.dit(y, t, ctx, Step(frame_pos=torch.arange(f), mask=mask))[0]
     assert not torch.allclose(a[:, :, 1], b[:, :, 1])
+
+
+def test_world_training_on_its_own_rollouts_runs_and_asks_for_the_causal_scheme(data, tmp_path, monkeypatch):
+    import interworld.train.world as world_mod
+
+    vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=2, batch=2, latents=2,
+                          val_every=1000, ckpt_every=1000, device="cpu"))
+    made = []
+    real = world_mod.self_rollout_context
+
+    def spy(dit, cfg, ctx, z, keys, mouse, n, seed):
+        made.append(n)
+        return real(dit, cfg, ctx, z, keys, mouse, n, seed)
+
+    monkeypatch.setattr(world_mod, "self_rollout_context", spy)
+    run = fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(vae_run), steps=6, batch=2, latents=5,
+                      scheme="causal", val_every=1000, ckpt_every=1000, device="cpu", self_context=1.0,
+                      memory=0.5, log_every=1))
+    assert len(made) == 6 and set(made) <= {1, 2, 3}  # every batch, 1 to latents - 2 generated latents
+    assert all(np.isfinite(_losses(run)))
+    with pytest.raises(ValueError, match="causal"):
+        fit(FitArgs("world", str(data), str(tmp_path / "s"), init=str(vae_run), steps=1, batch=2, latents=5,
+                    scheme="segment", device="cpu", self_context=0.5))
+    with pytest.raises(ValueError, match="at least 3 latents"):
+        fit(FitArgs("world", str(data), str(tmp_path / "l"), init=str(vae_run), steps=1, batch=2, latents=2,
+                    scheme="causal", device="cpu", self_context=0.5))

@@ -70,6 +70,11 @@ def add_parser(sub):
                    help="world: add the previous-frame path to the DiT (each frame also embeds the latent before "
                         "it, a direct way to copy what stays in view); zero at first, so --init's DiT starts as "
                         "it was")
+    p.add_argument("--self-context", type=float, default=0.0, metavar="P",
+                   help="world (causal): share of batches (0-1) whose context is the model's own rollout of 1-4 "
+                        "latents from the clip's first frame, made with the generator as generate streams, and "
+                        "whose targets are the real frames after it, so it learns to continue and correct its own "
+                        "output (default 0: real context; each such batch costs a few extra sampler passes)")
     p.add_argument("--adv-start", type=int, metavar="N",
                    help="vae, decoder: steps before the discriminator's loss reaches the decoder (default: 2000 "
                         "for a VAE, which must learn to reconstruct first; 200 for a decoder fine-tune)")
@@ -131,7 +136,7 @@ def run(args) -> int:
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
                  **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
                  dit_dim=args.dit_dim, dit_layers=args.dit_layers, precision=args.precision,
-                 prev_latent=args.prev_latent)
+                 prev_latent=args.prev_latent, self_context=args.self_context)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
             out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))

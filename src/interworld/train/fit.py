@@ -64,10 +64,12 @@ class FitArgs:
     dit_dim: int | None = None  # world: width of a new DiT (heads of 64, FFN 3x; default: the config's)
     dit_layers: int | None = None  # world: blocks of a new DiT (default: the config's)
     prev_latent: bool = False  # world: give the DiT the previous-frame path (config.prev_latent), zero at first
+    self_context: float = 0.0  # world: share of batches whose context is the model's own rollout (causal)
     precision: str = "bf16"  # on a GPU: "bf16" autocast, or "fp32" with TF32 matmuls and convolutions
 
 
 VAL_LEAD = 12  # latents of earlier frames before each validation clip: a long stream's state
+SELF_CONTEXT_MAX = 4  # latents a self-context batch generates at most: each chunk costs a few sampler passes
 
 
 def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: str, device) -> dict:
@@ -97,6 +99,13 @@ def fit(a: FitArgs, progress=None) -> Path:
     if a.vae_dim and src is None:
         cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, dim=a.vae_dim, dec_dim=a.vae_dim))
     scheme = a.scheme or cfg.scheme
+    if a.kind == "world" and a.self_context > 0:
+        if not 0 < a.self_context <= 1 or scheme != "causal":
+            raise ValueError(f"--self-context {a.self_context}: give a share in (0, 1], for the causal scheme "
+                             f"(this run trains {scheme})")
+        if a.latents < 2 + cfg.chunk_latents:
+            raise ValueError(f"--self-context needs clips of at least {2 + cfg.chunk_latents} latents "
+                             f"(--latents {a.latents}): the start latent, a generated chunk and a target")
     if a.kind == "world" and a.memory > 0:
         if cfg.memory_latents < 1:
             raise ValueError(f"--memory needs a model with memory frames; {cfg.name} has memory_latents 0")
@@ -210,6 +219,8 @@ def fit(a: FitArgs, progress=None) -> Path:
         m.train()
     stop = False
     mem_rng = random.Random(a.seed * 1000 + rank)
+    self_rng = random.Random(a.seed * 1000 + rank + 500)
+    self_chunks = max(1, min(SELF_CONTEXT_MAX, a.latents - 2) // cfg.chunk_latents)
     last_val: dict = {}
     query_from = a.latents - (cfg.chunk_latents if scheme == "causal" else min(cfg.new_latents, a.latents - 1))
     # memory frames no further from the query than the generator will place them (memory_max_gap)
@@ -229,8 +240,10 @@ def fit(a: FitArgs, progress=None) -> Path:
                        if use_memory else None)
                 batch = WorldBatch(None, b["keys"], b["mouse"], b["pose"], [DEFAULT_PROMPT] * a.batch,
                                    latents=b["latents"], size=(data.height, data.width), memory=mem)
+                n_self = (cfg.chunk_latents * self_rng.randint(1, self_chunks)
+                          if a.self_context > 0 and self_rng.random() < a.self_context else 0)
                 loss, metrics = world_loss(wrapped["dit"], vae, wrapped.get("text"), batch, cfg, scheme, device,
-                                           errors=errors)
+                                           errors=errors, self_context=n_self, seed=step * world + rank)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -19,7 +19,7 @@ import torch
 
 from interworld.config import ModelConfig
 from interworld.diffusion.flow import add_noise, flow_matching_loss, sample_train_timesteps
-from interworld.engine.generator import causal_frame_mask, chunk_action_mask, memory_frame_mask
+from interworld.engine.generator import Generator, causal_frame_mask, chunk_action_mask, memory_frame_mask
 from interworld.models.action import action_windows
 from interworld.models.camera import latent_plucker, previous_refs
 from interworld.models.dit import Step
@@ -55,7 +55,7 @@ def to_video(frames: torch.Tensor) -> torch.Tensor:
 
 
 def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_image: float = 0.3,
-                     p_prefix: float = 0.6, generator=None) -> torch.Tensor:
+                     p_prefix: float = 0.6, generator=None, start: int | None = None) -> torch.Tensor:
     """Per-frame timesteps: diffusion forcing, plus inference-like layouts.
 
     - p_image: frame 0 (the start image) clean, as every stream begins;
@@ -63,19 +63,22 @@ def layout_timesteps(b: int, f: int, cfg: ModelConfig, scheme: str, device, p_im
       as in streaming (causal) or a segment with past context (segment). Most samples, since
       with per-frame noise alone the context is mostly noised and the model learns to lean on
       it little (docs/TRAINING.md, run 6).
+    start: every clip gets the clean prefix of `start` frames (each its own level after it).
     """
     t = sample_train_timesteps(b, f, per_frame=True, shift=cfg.shift, generator=generator)  # laid out on the CPU
     for i in range(b):
-        r = random.random()
+        r = 0.0 if start is not None else random.random()
         if r < p_prefix and f > 1:
-            if scheme == "causal":
+            if start is not None:
+                s = start
+            elif scheme == "causal":
                 n_chunks = (f - 1) // cfg.chunk_latents
-                start = 1 + random.randrange(n_chunks) * cfg.chunk_latents if n_chunks else 1
+                s = 1 + random.randrange(n_chunks) * cfg.chunk_latents if n_chunks else 1
             else:
-                start = random.randrange(1, f)
+                s = random.randrange(1, f)
             shared = sample_train_timesteps(1, 1, per_frame=False, shift=cfg.shift, generator=generator)
-            t[i, :start] = 0
-            t[i, start:] = float(shared.flatten()[0])
+            t[i, :s] = 0
+            t[i, s:] = float(shared.flatten()[0])
         elif r < p_prefix + p_image:
             t[i, 0] = 0
     return t.to(device)
@@ -164,15 +167,46 @@ def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBa
     return z, step, pl, ctx
 
 
+@torch.no_grad()
+def self_rollout_context(dit, cfg: ModelConfig, ctx: torch.Tensor, z: torch.Tensor, keys: torch.Tensor,
+                         mouse: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """z [B, C, F, h, w] with latents 1..n replaced by the model's own rollout from z's first latent,
+    each clip under its own actions (keys/mouse [B, T, *] per video frame): the causal generator
+    as `generate` streams it (the config's sampler and steps), without memory. The rest stay real."""
+    if n % cfg.chunk_latents or not 0 < n < z.shape[2]:
+        raise ValueError(f"{n} self-generated latents: a whole number of chunks of {cfg.chunk_latents}, "
+                         f"fewer than the clip's {z.shape[2]}")
+    dit = getattr(dit, "module", dit)  # the network inside DDP: these passes need no gradient sync
+    sp = cfg.vae.spatial
+    gen = Generator(dit, cfg, ctx, scheme="causal", seed=seed, memory=False, height=z.shape[3] * sp,
+                    width=z.shape[4] * sp)
+    gen.start(z[:, :, :1], per_item=True)
+    out, done = [z[:, :, :1]], 1  # done: video frames so far, whose actions are used
+    for _ in range(n // cfg.chunk_latents):
+        per = gen.frames_for_next()
+        out.append(gen.next_chunk(keys[:, done:done + per], mouse[:, done:done + per]).to(z))
+        done += per
+    return torch.cat(out + [z[:, :, n + 1:]], 2)
+
+
 def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
-               generator=None, errors=None) -> tuple[torch.Tensor, dict]:
+               generator=None, errors=None, self_context: int = 0, seed: int = 0) -> tuple[torch.Tensor, dict]:
     """errors: an ErrorBuffer (train/error_buffer.py) whose residuals corrupt the clean
-    context and which collects this batch's residuals; None trains on clean context."""
+    context and which collects this batch's residuals; None trains on clean context.
+    self_context n > 0 (causal): the context is the start latent and n latents the model generates
+    from it (`self_rollout_context`, noise seed `seed`), the targets the real latents after them, so
+    the model learns to continue, and correct, its own output as it must in a rollout."""
     z, step, pl, ctx = encode_and_condition(cfg, vae, text_encoder, batch, scheme, device, cfg.chunk_latents, 1)
     b, f = z.shape[0], z.shape[2]
-    t = layout_timesteps(b, f, cfg, scheme, device, generator=generator)
+    t = layout_timesteps(b, f, cfg, scheme, device, generator=generator,
+                         start=1 + self_context if self_context else None)
     noise = torch.randn(z.shape, generator=generator).to(device) if generator is not None else torch.randn_like(z)
-    z_in = errors.corrupt_context(z, t) if errors is not None else z  # the target stays the clean z
+    if self_context:
+        if scheme != "causal":
+            raise ValueError("self-generated context is made by the causal generator: train the causal scheme")
+        z_in = self_rollout_context(dit, cfg, ctx.detach(), z, batch.keys, batch.mouse, self_context, seed)
+    else:
+        z_in = errors.corrupt_context(z, t) if errors is not None else z  # the target stays the clean z
     x_t = add_noise(z_in, noise, t)
     if batch.memory is not None:
         lat_poses = batch.pose[:, ::cfg.vae.temporal][:, :f]

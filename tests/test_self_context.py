@@ -1,0 +1,92 @@
+"""Training on the model's own rollout as context (`train world --self-context`): the context is
+what the streaming generator makes under each clip's actions, the targets the real latents."""
+
+import pytest
+import torch
+
+import interworld.train.world as world_mod
+from interworld.config import get_preset
+from interworld.diffusion.flow import add_noise
+from interworld.engine.generator import Generator
+from interworld.models.dit import WanDiT
+from interworld.train.world import WorldBatch, world_loss
+
+
+class Recorder(torch.nn.Module):
+    """Wraps the DiT as DDP does (`.module`) and keeps the inputs of the calls made through it."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.module, self.calls = m, []
+
+    def forward(self, x, t, ctx, step, plucker=None):
+        self.calls.append((x.clone(), t.clone()))
+        return self.module(x, t, ctx, step, plucker=plucker)
+
+
+def _setup(b=2, f=6, seed=0):
+    cfg = get_preset("tiny").replace(scheme="causal", camera=False)
+    torch.manual_seed(seed)
+    dit = WanDiT(cfg).eval()
+    for blk in dit.blocks:  # weight on the zero-initialised action path: the actions must matter
+        if blk.action_model is not None:
+            for p in blk.action_model.parameters():
+                torch.nn.init.normal_(p, std=0.1)
+    g = torch.Generator().manual_seed(seed)
+    c, _, h, w = cfg.latent_shape(1)
+    z = torch.randn(b, c, f, h, w, generator=g)
+    n_video = 1 + (f - 1) * cfg.vae.temporal
+    keys = (torch.rand(b, n_video, 6, generator=g) > 0.5).float()
+    mouse = torch.randn(b, n_video, 2, generator=g) * 20
+    batch = WorldBatch(None, keys, mouse, torch.zeros(b, n_video, 5), ["a"] * b, latents=z,
+                       size=(cfg.height, cfg.width))
+    return cfg, dit, z, keys, mouse, batch
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_the_context_is_the_generators_rollout_and_the_targets_stay_real(monkeypatch, n):
+    cfg, dit, z, keys, mouse, batch = _setup()
+    seen = {}
+
+    def spy_loss(v, target, noise, mask=None):
+        seen.update(target=target, noise=noise)
+        return ((v - (noise - target)) ** 2).mean()
+
+    monkeypatch.setattr(world_mod, "flow_matching_loss", spy_loss)
+    rec = Recorder(dit)
+    with torch.no_grad():
+        world_loss(rec, None, None, batch, cfg, "causal", "cpu", self_context=n, seed=7)
+    (x, t), = rec.calls  # one training pass through the wrapper; the rollout used the network inside
+
+    # the reference: the streaming generator from the clip's first latent, chunk c on video frames
+    # 1 + c * per ... (c + 1) * per of each clip's own actions
+    ctx = torch.zeros(z.shape[0], 1, cfg.text_dim)
+    gen = Generator(dit, cfg, ctx, scheme="causal", seed=7, memory=False)
+    gen.start(z[:, :, :1], per_item=True)
+    per = gen.frames_for_next()
+    with torch.no_grad():
+        ref = torch.cat([gen.next_chunk(keys[:, 1 + c * per:1 + (c + 1) * per],
+                                        mouse[:, 1 + c * per:1 + (c + 1) * per]) for c in range(n)], 2)
+    assert not torch.allclose(ref, z[:, :, 1:n + 1], atol=0.1)  # generated, not the real latents
+    assert not torch.allclose(ref[0], ref[1], atol=1e-3)  # each clip under its own actions and noise
+    assert torch.equal(x[:, :, 0], z[:, :, 0])  # the real start image
+    assert torch.allclose(x[:, :, 1:n + 1], ref, atol=1e-5)  # clean (t = 0): the rollout as it is
+    assert (t[:, :n + 1] == 0).all() and (t[:, n + 1:] > 0).all()
+    assert (t[:, n + 1:] == t[:, n + 1:n + 2]).all()  # one level per clip after the prefix, as streaming
+    # the targets are the real latents, noised for the frames after the prefix
+    assert torch.equal(seen["target"], z)
+    want = add_noise(z, seen["noise"], t)[:, :, n + 1:]
+    assert torch.allclose(x[:, :, n + 1:], want, atol=1e-6)
+
+
+def test_self_context_is_checked_before_training():
+    from interworld.train.world import self_rollout_context
+
+    cfg, dit, z, keys, mouse, _ = _setup(f=4)
+    ctx = torch.zeros(2, 1, cfg.text_dim)
+    for n in (0, 4):  # nothing to generate; no target left
+        with pytest.raises(ValueError, match="self-generated latents"):
+            self_rollout_context(dit, cfg, ctx, z, keys, mouse, n, seed=0)
+    _, _, _, _, _, batch = _setup(f=4)
+    with pytest.raises(ValueError, match="causal"):
+        world_loss(dit, None, None, batch, cfg.replace(scheme="segment"), "segment", "cpu", self_context=1)
