@@ -5,9 +5,10 @@
 Each NAME=DIR[,DIR...] gathers the metrics.json of those folders (e.g. one per --seed). Only
 the cases every model has are used, so the models are compared on the same rollouts: means
 of teacher-forced PSNR, rollout PSNR, rollout sharpness and the drift score, then, for each
-pair of models, the mean paired difference of the drift score with its standard error and
-how often the first is lower. Revisit cases (360-degree turn, out and back) are compared the
-same way on their return-frame PSNR (e.g. memory on against off). Single rollouts vary
+pair of models, the mean paired difference of the rollout PSNR, the drift score, the
+teacher-forced PSNR and the yaw error of action following (where a pose estimator measured it),
+with its standard error and how often the first is better. Revisit cases (360-degree turn, out
+and back) are compared the same way on their return-frame PSNR (e.g. memory on against off). Single rollouts vary
 widely (drift 0.05-0.84), so the pairing and the standard error say what a difference is worth.
 """
 
@@ -32,6 +33,8 @@ def _load(dirs: list[str]) -> tuple[dict, dict]:
             rollouts[(c["map"], c["seed"])] = {"tf_psnr": c["teacher_forced"]["psnr"], "rollout_psnr": r["psnr"],
                                                "sharpness": r["sharpness"], "drift": r["drift"]["drift"],
                                                "engine_drift": c["engine_drift"]["drift"]}
+            if "action_following" in c:  # only with a pose estimator (eval --pose-model)
+                rollouts[(c["map"], c["seed"])]["yaw_error"] = c["action_following"]["model_yaw_mae_deg"]
         for r in m.get("revisits", []):
             revisits[(r["script"], r["map"], r["seed"])] = {"psnr": r["model_psnr"], "engine": r["engine_psnr"]}
     return rollouts, revisits
@@ -62,9 +65,15 @@ def main(specs: list[str]) -> None:
             print(f"{name}: TF PSNR {col['tf_psnr'].mean():.2f}, rollout PSNR {col['rollout_psnr'].mean():.2f}, "
                   f"sharpness {col['sharpness'].mean():.2f}, drift {col['drift'].mean():.3f} "
                   f"(median {np.median(col['drift']):.3f}, standard error {_se(col['drift']):.3f}); "
-                  f"engine drift {col['engine_drift'].mean():.3f}")
-        print("drift, paired:")
-        _pairs({k: {c: m[c] for c in cases} for k, m in rollouts.items()}, "drift", "lower")
+                  f"engine drift {col['engine_drift'].mean():.3f}"
+                  + (f"; yaw error {col['yaw_error'].mean():.2f}" if "yaw_error" in col else ""))
+        common = {k: {c: m[c] for c in cases} for k, m in rollouts.items()}
+        for key, label, better in (("rollout_psnr", "rollout PSNR", "higher"), ("drift", "drift", "lower"),
+                                   ("tf_psnr", "teacher-forced PSNR", "higher"),
+                                   ("yaw_error", "yaw error (deg per gap)", "lower")):
+            if all(key in c for m in common.values() for c in m.values()):
+                print(f"{label}, paired:")
+                _pairs(common, key, better)
     revisits = {k: v[1] for k, v in loaded.items()}
     for script in sorted({c[0] for m in revisits.values() for c in m}):
         models = {k: {c: v for c, v in m.items() if c[0] == script} for k, m in revisits.items()}

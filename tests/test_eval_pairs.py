@@ -8,10 +8,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _metrics(folder: Path, drifts: dict, turns: dict) -> str:
+def _metrics(folder: Path, drifts: dict, turns: dict, psnr: float = 20.0, yaws: dict | None = None) -> str:
     folder.mkdir(parents=True)
     cases = [{"map": "m", "seed": s, "teacher_forced": {"psnr": 24.0}, "engine_drift": {"drift": 0.5},
-              "rollout": {"psnr": 20.0, "sharpness": 10.0, "drift": {"drift": d}}} for s, d in drifts.items()]
+              "rollout": {"psnr": psnr + s, "sharpness": 10.0, "drift": {"drift": d}}} for s, d in drifts.items()]
+    for c in cases if yaws else []:
+        c["action_following"] = {"model_yaw_mae_deg": yaws[c["seed"]]}
     revisits = [{"script": "turn_360", "map": "m", "seed": s, "model_psnr": p, "engine_psnr": 25.0}
                 for s, p in turns.items()]
     (folder / "metrics.json").write_text(json.dumps({"cases": cases, "revisits": revisits}))
@@ -24,7 +26,21 @@ def test_pairs_only_shared_cases(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "scripts/eval_pairs.py"), f"a={a}", f"b={b}"],
                          capture_output=True, text=True, check=True).stdout
     assert "2 rollouts common to all models" in out  # seed 2 of a has no twin in b
-    assert "a: TF PSNR 24.00, rollout PSNR 20.00, sharpness 10.00, drift 0.250" in out
+    assert "a: TF PSNR 24.00, rollout PSNR 20.50, sharpness 10.00, drift 0.250" in out
     assert "a - b: +0.050 (standard error 0.150; a lower in 1 of 2)" in out  # differences -0.1 and +0.2
     assert "turn_360, return-frame PSNR over 2 cases: a 22.50, b 21.00 (engine 25.00)" in out
     assert "a - b: +1.500 (standard error 0.500; a higher in 2 of 2)" in out
+    assert "yaw error" not in out  # no pose estimator measured it
+
+
+def test_pairs_rollout_psnr_and_yaw_error(tmp_path):
+    a = _metrics(tmp_path / "a", {0: 0.1, 1: 0.4}, {}, psnr=21.0, yaws={0: 10.0, 1: 12.0})
+    b = _metrics(tmp_path / "b", {0: 0.2, 1: 0.2}, {}, psnr=20.0, yaws={0: 11.0, 1: 14.0})
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/eval_pairs.py"), f"a={a}", f"b={b}"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "a: TF PSNR 24.00, rollout PSNR 21.50" in out and "; yaw error 11.00" in out
+    sections = out.split("paired:")
+    assert sections[0].endswith("rollout PSNR, ")
+    assert "a - b: +1.000 (standard error 0.000; a higher in 2 of 2)" in sections[1]
+    assert "yaw error (deg per gap), " in out
+    assert "a - b: -1.500 (standard error 0.500; a lower in 2 of 2)" in sections[-1]
