@@ -238,12 +238,15 @@ def stream_latents(vae, frames: torch.Tensor, lead: int) -> tuple[torch.Tensor, 
 
 def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
                               context_latents: int, steps: int = 8, seed: int = 0,
-                              lead: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                              lead: torch.Tensor | None = None,
+                              sink_from: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-chunk prediction with real context: encode the clip, keep the first
     `context_latents` latent frames clean, sample the rest, and decode them after the real ones;
     returns (predicted video, real video) of the predicted frames, both [B, 3, T', H, W] in [-1, 1].
     lead [B, k * temporal, H, W, 3]: frames before the clip, so that its latents and their decoding
-    are those of a long stream (`stream_latents`), not of a stream's first seconds."""
+    are those of a long stream (`stream_latents`), not of a stream's first seconds.
+    sink_from [B]: the DiT sees clip sink_from[i]'s first latent (the attention sink) in place of
+    clip i's, as a long rollout sees a start frame far behind; the decoding is unchanged."""
     from interworld.diffusion.flow import timesteps
     from interworld.diffusion.samplers import sample
 
@@ -260,9 +263,10 @@ def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: Mo
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, z.shape[1], f - context_latents, h, w, generator=g).to(device)
     c = context_latents
+    seen = z if sink_from is None else torch.cat([z[sink_from.to(z.device), :, :1], z[:, :, 1:]], 2)
 
     def denoise(xn, tv):
-        full = torch.cat([z[:, :, :c], xn], 2)
+        full = torch.cat([seen[:, :, :c], xn], 2)
         tt = torch.zeros(b, f, device=device)
         tt[:, c:] = float(tv)
         v, _ = dit(full, tt, ctx, step, plucker=pl)
