@@ -28,6 +28,7 @@
 #      one machine each take their own, with CUDA_VISIBLE_DEVICES splitting the GPUs),
 #      PREV_LATENT (1: give the DiT the previous-frame path, `train world --prev-latent`),
 #      SELF_CONTEXT (share of batches whose context is the model's own rollout, `train world --self-context`),
+#      SELF_CONTEXT_SINK (other: those batches see another clip's start frame as the sink, `--self-context-sink`),
 #      PACK_ONLY (name prefixes of the teacher to bring back, e.g. dit.,text. when its VAE is
 #      already at home; rebuild with scripts/fp16_copy.py --base).
 set -euo pipefail
@@ -68,7 +69,7 @@ iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --i
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \
    --error-buffer "${ERROR_BUFFER:-0}" --memory "${MEMORY:-0.5}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 \
    $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) $( [ "${PREV_LATENT:-0}" = 1 ] && echo --prev-latent ) \
-   --self-context "${SELF_CONTEXT:-0}" --quiet
+   --self-context "${SELF_CONTEXT:-0}" --self-context-sink "${SELF_CONTEXT_SINK:-own}" --quiet
 echo "teacher trained at $(( $(date +%s) - t0 )) s"
 if [ "$distill_s" -gt 0 ]; then
   iwrun distill --teacher $runs/world --data $data --out $runs/student --steps "${DISTILL_STEPS:-5000}" \

@@ -43,8 +43,8 @@ def _setup(b=2, f=6, seed=0):
     return cfg, dit, z, keys, mouse, batch
 
 
-@pytest.mark.parametrize("n", [1, 3])
-def test_the_context_is_the_generators_rollout_and_the_targets_stay_real(monkeypatch, n):
+@pytest.mark.parametrize("n,foreign", [(1, False), (3, False), (1, True)])
+def test_the_context_is_the_generators_rollout_and_the_targets_stay_real(monkeypatch, n, foreign):
     cfg, dit, z, keys, mouse, batch = _setup()
     seen = {}
 
@@ -55,7 +55,7 @@ def test_the_context_is_the_generators_rollout_and_the_targets_stay_real(monkeyp
     monkeypatch.setattr(world_mod, "flow_matching_loss", spy_loss)
     rec = Recorder(dit)
     with torch.no_grad():
-        world_loss(rec, None, None, batch, cfg, "causal", "cpu", self_context=n, seed=7)
+        world_loss(rec, None, None, batch, cfg, "causal", "cpu", self_context=n, seed=7, foreign_sink=foreign)
     (x, t), = rec.calls  # one training pass through the wrapper; the rollout used the network inside
 
     # the reference: the streaming generator from the clip's first latent, chunk c on video frames
@@ -69,7 +69,8 @@ def test_the_context_is_the_generators_rollout_and_the_targets_stay_real(monkeyp
                                         mouse[:, 1 + c * per:1 + (c + 1) * per]) for c in range(n)], 2)
     assert not torch.allclose(ref, z[:, :, 1:n + 1], atol=0.1)  # generated, not the real latents
     assert not torch.allclose(ref[0], ref[1], atol=1e-3)  # each clip under its own actions and noise
-    assert torch.equal(x[:, :, 0], z[:, :, 0])  # the real start image
+    # the real start image; with foreign_sink the next clip's, while the rollout is from the clip's own
+    assert torch.equal(x[:, :, 0], z[[1, 0], :, 0] if foreign else z[:, :, 0])
     assert torch.allclose(x[:, :, 1:n + 1], ref, atol=1e-6)  # clean (t = 0): the rollout as it is
     assert (t[:, :n + 1] == 0).all() and (t[:, n + 1:] > 0).all()
     assert (t[:, n + 1:] == t[:, n + 1:n + 2]).all()  # one level per clip after the prefix, as streaming
@@ -90,6 +91,9 @@ def test_self_context_is_checked_before_training():
     _, _, _, _, _, batch = _setup(f=4)
     with pytest.raises(ValueError, match="causal"):
         world_loss(dit, None, None, batch, cfg.replace(scheme="segment"), "segment", "cpu", self_context=1)
+    _, _, _, _, _, one = _setup(b=1, f=4)
+    with pytest.raises(ValueError, match="2 clips"):  # one clip has no other sink to borrow
+        world_loss(dit, None, None, one, cfg, "causal", "cpu", self_context=1, foreign_sink=True)
 
 
 def test_teacher_forcing_can_show_the_dit_another_clips_sink():

@@ -237,3 +237,16 @@ def test_world_training_on_its_own_rollouts_runs_and_asks_for_the_causal_scheme(
     with pytest.raises(ValueError, match="at least 3 latents"):
         fit(FitArgs("world", str(data), str(tmp_path / "l"), init=str(vae_run), steps=1, batch=2, latents=2,
                     scheme="causal", device="cpu", self_context=0.5))
+    # another clip's sink: asked of world_loss for the self-context batches; refused where it cannot apply
+    import interworld.train.fit as fit_mod
+    asked = []
+    loss = fit_mod.world_loss
+    monkeypatch.setattr(fit_mod, "world_loss", lambda *x, **k: asked.append(k["foreign_sink"]) or loss(*x, **k))
+    fit(FitArgs("world", str(data), str(tmp_path / "o"), init=str(vae_run), steps=2, batch=2, latents=5,
+                scheme="causal", val_every=1000, ckpt_every=1000, device="cpu", self_context=1.0,
+                self_context_sink="other"))
+    assert asked == [True, True]
+    for kw in ({"self_context": 0.0}, {"self_context": 0.5, "batch": 1}):
+        with pytest.raises(ValueError, match="self-context-sink other"):
+            fit(FitArgs("world", str(data), str(tmp_path / "x"), init=str(vae_run), steps=1, latents=5,
+                        **{"batch": 2, **kw}, scheme="causal", device="cpu", self_context_sink="other"))

@@ -75,6 +75,10 @@ def add_parser(sub):
                         "latents from the clip's first frame, made with the generator as generate streams, and "
                         "whose targets are the real frames after it, so it learns to continue and correct its own "
                         "output (default 0: real context; each such batch costs a few extra sampler passes)")
+    p.add_argument("--self-context-sink", choices=("own", "other"), default="own",
+                   help="world, with --self-context: the attention sink those batches show the DiT, the clip's own "
+                        "start frame (default) or another clip's, as deep in a rollout the start frame is a place "
+                        "left behind and copying it does not pay; the rollout still starts from the clip's own")
     p.add_argument("--adv-start", type=int, metavar="N",
                    help="vae, decoder: steps before the discriminator's loss reaches the decoder (default: 2000 "
                         "for a VAE, which must learn to reconstruct first; 200 for a decoder fine-tune)")
@@ -136,7 +140,8 @@ def run(args) -> int:
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
                  **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
                  dit_dim=args.dit_dim, dit_layers=args.dit_layers, precision=args.precision,
-                 prev_latent=args.prev_latent, self_context=args.self_context)
+                 prev_latent=args.prev_latent, self_context=args.self_context,
+                 self_context_sink=args.self_context_sink)
     try:
         with step_bar(f"train {args.kind}", args.steps, "loss", args.quiet) as update:
             out = fit(fa, progress=lambda s, n, m: update(s, m.get("loss", 0.0)))

@@ -65,6 +65,7 @@ class FitArgs:
     dit_layers: int | None = None  # world: blocks of a new DiT (default: the config's)
     prev_latent: bool = False  # world: give the DiT the previous-frame path (config.prev_latent), zero at first
     self_context: float = 0.0  # world: share of batches whose context is the model's own rollout (causal)
+    self_context_sink: str = "own"  # world: "other": those batches see another clip's start latent as the sink
     precision: str = "bf16"  # on a GPU: "bf16" autocast, or "fp32" with TF32 matmuls and convolutions
 
 
@@ -99,6 +100,10 @@ def fit(a: FitArgs, progress=None) -> Path:
     if a.vae_dim and src is None:
         cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, dim=a.vae_dim, dec_dim=a.vae_dim))
     scheme = a.scheme or cfg.scheme
+    if a.self_context_sink not in ("own", "other") or (a.self_context_sink == "other" and not (
+            a.kind == "world" and a.self_context > 0 and a.batch >= 2)):
+        raise ValueError(f"--self-context-sink {a.self_context_sink}: own, or other for world training with "
+                         f"--self-context P and --batch 2 or more")
     if a.kind == "world" and a.self_context > 0:
         if not 0 < a.self_context <= 1 or scheme != "causal":
             raise ValueError(f"--self-context {a.self_context}: give a share in (0, 1], for the causal scheme "
@@ -243,7 +248,8 @@ def fit(a: FitArgs, progress=None) -> Path:
                 n_self = (cfg.chunk_latents * self_rng.randint(1, self_chunks)
                           if a.self_context > 0 and self_rng.random() < a.self_context else 0)
                 loss, metrics = world_loss(wrapped["dit"], vae, wrapped.get("text"), batch, cfg, scheme, device,
-                                           errors=errors, self_context=n_self, seed=step * world + rank)
+                                           errors=errors, self_context=n_self, seed=step * world + rank,
+                                           foreign_sink=a.self_context_sink == "other")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)

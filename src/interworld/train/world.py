@@ -190,12 +190,16 @@ def self_rollout_context(dit, cfg: ModelConfig, ctx: torch.Tensor, z: torch.Tens
 
 
 def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
-               generator=None, errors=None, self_context: int = 0, seed: int = 0) -> tuple[torch.Tensor, dict]:
+               generator=None, errors=None, self_context: int = 0, seed: int = 0,
+               foreign_sink: bool = False) -> tuple[torch.Tensor, dict]:
     """errors: an ErrorBuffer (train/error_buffer.py) whose residuals corrupt the clean
     context and which collects this batch's residuals; None trains on clean context.
     self_context n > 0 (causal): the context is the start latent and n latents the model generates
     from it (`self_rollout_context`, noise seed `seed`), the targets the real latents after them, so
-    the model learns to continue, and correct, its own output as it must in a rollout."""
+    the model learns to continue, and correct, its own output as it must in a rollout.
+    foreign_sink (with self_context): the DiT sees the next clip's start latent as the sink, while the
+    rollout still starts from the clip's own, so that, as deep in a rollout, the sink is not the place
+    the context continues from and copying it does not pay (docs/TRAINING.md, run 19)."""
     z, step, pl, ctx = encode_and_condition(cfg, vae, text_encoder, batch, scheme, device, cfg.chunk_latents, 1)
     b, f = z.shape[0], z.shape[2]
     t = layout_timesteps(b, f, cfg, scheme, device, generator=generator,
@@ -205,6 +209,10 @@ def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, sche
         if scheme != "causal":
             raise ValueError("self-generated context is made by the causal generator: train the causal scheme")
         z_in = self_rollout_context(dit, cfg, ctx.detach(), z, batch.keys, batch.mouse, self_context, seed)
+        if foreign_sink:
+            if b < 2:
+                raise ValueError("another clip's sink needs at least 2 clips in a batch")
+            z_in = torch.cat([z_in.roll(-1, 0)[:, :, :1], z_in[:, :, 1:]], 2)  # clean (t = 0): not a target
     else:
         z_in = errors.corrupt_context(z, t) if errors is not None else z  # the target stays the clean z
     x_t = add_noise(z_in, noise, t)
