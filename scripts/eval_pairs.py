@@ -8,8 +8,9 @@ of teacher-forced PSNR, rollout PSNR, rollout sharpness and the drift score, the
 pair of models, the mean paired difference of the rollout PSNR, the drift score, the
 teacher-forced PSNR and the yaw error of action following (where a pose estimator measured it),
 with its standard error and how often the first is better. Revisit cases (360-degree turn, out
-and back) are compared the same way on their return-frame PSNR (e.g. memory on against off). Single rollouts vary
-widely (drift 0.05-0.84), so the pairing and the standard error say what a difference is worth.
+and back) are compared the same way on their return-frame PSNR (e.g. memory on against off).
+Single rollouts vary widely (drift 0.05-0.84), so the pairing and the standard error say what a
+difference is worth.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def _se(d: torch.Tensor) -> float:
 
 
 def losses(world: World, data: str, context: int, batches: int, size: int = 8) -> torch.Tensor:
-    """Per clip: PSNR with the swapped sink minus PSNR with the real one."""
+    """[clips, 2]: each clip's PSNR with its real sink and with the swapped one."""
     cfg = world.cfg
     k = VAL_LEAD * cfg.vae.temporal  # lead frames: the clip's latents as deep in a stream
     val = ClipDataset(data, 1 + (VAL_LEAD + context + cfg.chunk_latents) * cfg.vae.temporal, maps=list(VAL), seed=0)
@@ -46,7 +46,7 @@ def losses(world: World, data: str, context: int, batches: int, size: int = 8) -
                                                        steps=cfg.steps, lead=b["frames"][:, :k], sink_from=sink_from)
             per.append(torch.tensor([float(psnr(pred[i:i + 1], real[i:i + 1])) for i in range(size)]))
         out.append(torch.stack(per, 1))
-    return torch.cat(out)  # [clips, 2]: real sink, swapped sink
+    return torch.cat(out)
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def test_the_context_is_the_generators_rollout_and_the_targets_stay_real(monkeyp
     assert not torch.allclose(ref[0], ref[1], atol=1e-3)  # each clip under its own actions and noise
     # the real start image; with foreign_sink the next clip's, while the rollout is from the clip's own
     assert torch.equal(x[:, :, 0], z[[1, 0], :, 0] if foreign else z[:, :, 0])
-    assert torch.allclose(x[:, :, 1:n + 1], ref, atol=1e-6)  # clean (t = 0): the rollout as it is
+    assert torch.allclose(x[:, :, 1:n + 1], ref, atol=1e-5)  # clean (t = 0): the rollout as it is
     assert (t[:, :n + 1] == 0).all() and (t[:, n + 1:] > 0).all()
     assert (t[:, n + 1:] == t[:, n + 1:n + 2]).all()  # one level per clip after the prefix, as streaming
     # the targets are the real latents, noised for the frames after the prefix
