@@ -28,11 +28,11 @@ def _se(d: torch.Tensor) -> float:
     return float(d.std() / len(d) ** 0.5)
 
 
-def losses(world: World, data: str, context: int, batches: int, size: int = 8) -> torch.Tensor:
-    """[clips, 2]: each clip's PSNR with its real sink and with the swapped one."""
+def losses(world: World, val: ClipDataset, context: int, batches: int, size: int = 8) -> torch.Tensor:
+    """[clips, 2]: each clip's PSNR with its real sink and with the swapped one. val's clips hold
+    VAL_LEAD latents of lead, the context and one chunk."""
     cfg = world.cfg
     k = VAL_LEAD * cfg.vae.temporal  # lead frames: the clip's latents as deep in a stream
-    val = ClipDataset(data, 1 + (VAL_LEAD + context + cfg.chunk_latents) * cfg.vae.temporal, maps=list(VAL), seed=0)
     out = []
     for s in range(batches):
         b = val.fixed(size, seed=1 + s)
@@ -57,17 +57,20 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=3, help="batches of 8 clips")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
-    for c in a.context:
-        first = None
-        for m in a.models:
-            r = losses(World.from_pretrained(m, device=a.device), a.data, c, a.batches)
+    first: dict[int, torch.Tensor] = {}  # per context: the first model's paired differences
+    for m in a.models:  # each model loaded once
+        world = World.from_pretrained(m, device=a.device)
+        tr = world.cfg.vae.temporal
+        for c in a.context:
+            val = ClipDataset(a.data, 1 + (VAL_LEAD + c + world.cfg.chunk_latents) * tr, maps=list(VAL), seed=0)
+            r = losses(world, val, c, a.batches)
             d = r[:, 1] - r[:, 0]
             line = (f"context {c}, {m}: real sink {r[:, 0].mean():.2f} dB, swapped {r[:, 1].mean():.2f}, "
                     f"paired {d.mean():+.2f} (standard error {_se(d):.2f}) over {len(d)} clips")
-            if first is None:
-                first = d
+            if c in first:
+                line += f"; against the first model {d.mean() - first[c].mean():+.2f} ({_se(d - first[c]):.2f})"
             else:
-                line += f"; against the first model {d.mean() - first.mean():+.2f} ({_se(d - first):.2f})"
+                first[c] = d
             print(line, flush=True)
 
 

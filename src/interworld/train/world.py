@@ -189,6 +189,11 @@ def self_rollout_context(dit, cfg: ModelConfig, ctx: torch.Tensor, z: torch.Tens
     return torch.cat(out + [z[:, :, n + 1:]], 2)
 
 
+def with_sink_from(z: torch.Tensor, sink_from: torch.Tensor) -> torch.Tensor:
+    """z [B, C, F, h, w] with clip i's first latent (the attention sink) taken from clip sink_from[i]."""
+    return torch.cat([z[sink_from.to(z.device), :, :1], z[:, :, 1:]], 2)
+
+
 def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
                generator=None, errors=None, self_context: int = 0, seed: int = 0,
                foreign_sink: bool = False) -> tuple[torch.Tensor, dict]:
@@ -212,7 +217,7 @@ def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, sche
         if foreign_sink:
             if b < 2:
                 raise ValueError("another clip's sink needs at least 2 clips in a batch")
-            z_in = torch.cat([z_in.roll(-1, 0)[:, :, :1], z_in[:, :, 1:]], 2)  # clean (t = 0): not a target
+            z_in = with_sink_from(z_in, torch.arange(b).roll(-1))  # clean (t = 0): not a target
     else:
         z_in = errors.corrupt_context(z, t) if errors is not None else z  # the target stays the clean z
     x_t = add_noise(z_in, noise, t)
@@ -271,7 +276,7 @@ def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: Mo
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, z.shape[1], f - context_latents, h, w, generator=g).to(device)
     c = context_latents
-    seen = z if sink_from is None else torch.cat([z[sink_from.to(z.device), :, :1], z[:, :, 1:]], 2)
+    seen = z if sink_from is None else with_sink_from(z, sink_from)
 
     def denoise(xn, tv):
         full = torch.cat([seen[:, :, :c], xn], 2)
