@@ -6,7 +6,8 @@ Each NAME=DIR[,DIR...] gathers the metrics.json of those folders (e.g. one per -
 the cases every model has are used, so the models are compared on the same rollouts: means
 of teacher-forced PSNR, rollout PSNR, rollout sharpness and the drift score, then, for each
 pair of models, the mean paired difference of the rollout PSNR, the drift score, the
-teacher-forced PSNR and the yaw error of action following (where a pose estimator measured it),
+teacher-forced PSNR and the yaw error of action following (where a pose estimator measured it;
+the yaw gain, how far the world turns against the engine, is shown per model),
 with its standard error and how often the first is better. Revisit cases (360-degree turn, out
 and back) are compared the same way on their return-frame PSNR (e.g. memory on against off).
 Single rollouts vary widely (drift 0.05-0.84), so the pairing and the standard error say what a
@@ -35,7 +36,10 @@ def _load(dirs: list[str]) -> tuple[dict, dict]:
                                                "sharpness": r["sharpness"], "drift": r["drift"]["drift"],
                                                "engine_drift": c["engine_drift"]["drift"]}
             if "action_following" in c:  # only with a pose estimator (eval --pose-model)
-                rollouts[(c["map"], c["seed"])]["yaw_error"] = c["action_following"]["model_yaw_mae_deg"]
+                af = c["action_following"]
+                rollouts[(c["map"], c["seed"])]["yaw_error"] = af["model_yaw_mae_deg"]
+                if "model_yaw_gain" in af:  # evals before it lack it
+                    rollouts[(c["map"], c["seed"])]["yaw_gain"] = af["model_yaw_gain"]
         for r in m.get("revisits", []):
             revisits[(r["script"], r["map"], r["seed"])] = {"psnr": r["model_psnr"], "engine": r["engine_psnr"]}
     return rollouts, revisits
@@ -62,12 +66,13 @@ def main(specs: list[str]) -> None:
     if cases:
         print(f"{len(cases)} rollouts common to all models (seeds {sorted({c[1] for c in cases})})")
         for name, m in rollouts.items():
-            col = {k: np.array([m[c][k] for c in cases]) for k in m[cases[0]]}
+            col = {k: np.array([m[c].get(k, np.nan) for c in cases]) for k in m[cases[0]]}
             print(f"{name}: TF PSNR {col['tf_psnr'].mean():.2f}, rollout PSNR {col['rollout_psnr'].mean():.2f}, "
                   f"sharpness {col['sharpness'].mean():.2f}, drift {col['drift'].mean():.3f} "
                   f"(median {np.median(col['drift']):.3f}, standard error {_se(col['drift']):.3f}); "
                   f"engine drift {col['engine_drift'].mean():.3f}"
-                  + (f"; yaw error {col['yaw_error'].mean():.2f}" if "yaw_error" in col else ""))
+                  + (f"; yaw error {col['yaw_error'].mean():.2f}" if "yaw_error" in col else "")
+                  + (f", yaw gain {np.nanmean(col['yaw_gain']):.2f}" if "yaw_gain" in col else ""))
         common = {k: {c: m[c] for c in cases} for k, m in rollouts.items()}
         for key, label, better in (("rollout_psnr", "rollout PSNR", "higher"), ("drift", "drift", "lower"),
                                    ("tf_psnr", "teacher-forced PSNR", "higher"),

@@ -82,6 +82,16 @@ def test_replays_survive_damaging_floors():
     assert r["frames"].shape == (601, 32, 40, 3)
 
 
+def test_yaw_gain_tells_too_little_turning_from_noise():
+    from interworld.eval.run import yaw_gain
+
+    true = torch.tensor([10.0, -10.0, 20.0, -20.0])
+    assert yaw_gain(0.5 * true, true) == pytest.approx(0.5)  # turns half as far
+    noise = torch.tensor([4.0, 4.0, -2.0, -2.0])  # off by 2-4 degrees, as often too far as too short
+    assert yaw_gain(true + noise, true) == pytest.approx(1.0)
+    assert np.isnan(yaw_gain(torch.zeros(0), torch.zeros(0)))  # no turning window
+
+
 def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     from interworld.config import get_preset
     from interworld.engine.world import World

@@ -13,7 +13,7 @@ def _metrics(folder: Path, drifts: dict, turns: dict, psnr: float = 20.0, yaws: 
     cases = [{"map": "m", "seed": s, "teacher_forced": {"psnr": 24.0}, "engine_drift": {"drift": 0.5},
               "rollout": {"psnr": psnr + s, "sharpness": 10.0, "drift": {"drift": d}}} for s, d in drifts.items()]
     for c in cases if yaws else []:
-        c["action_following"] = {"model_yaw_mae_deg": yaws[c["seed"]]}
+        c["action_following"] = {"model_yaw_mae_deg": yaws[c["seed"]], "model_yaw_gain": 0.1 * yaws[c["seed"]]}
     revisits = [{"script": "turn_360", "map": "m", "seed": s, "model_psnr": p, "engine_psnr": 25.0}
                 for s, p in turns.items()]
     (folder / "metrics.json").write_text(json.dumps({"cases": cases, "revisits": revisits}))
@@ -38,7 +38,7 @@ def test_pairs_rollout_psnr_and_yaw_error(tmp_path):
     b = _metrics(tmp_path / "b", {0: 0.2, 1: 0.2}, {}, psnr=20.0, yaws={0: 11.0, 1: 14.0})
     out = subprocess.run([sys.executable, str(ROOT / "scripts/eval_pairs.py"), f"a={a}", f"b={b}"],
                          capture_output=True, text=True, check=True).stdout
-    assert "a: TF PSNR 24.00, rollout PSNR 21.50" in out and "; yaw error 11.00" in out
+    assert "a: TF PSNR 24.00, rollout PSNR 21.50" in out and "; yaw error 11.00, yaw gain 1.10" in out
     sections = out.split("paired:")
     assert sections[0].endswith("rollout PSNR, ")
     assert "a - b: +1.000 (standard error 0.000; a higher in 2 of 2)" in sections[1]

@@ -304,9 +304,18 @@ def action_following(net, real: np.ndarray, gen: np.ndarray, pose: np.ndarray) -
     moving = true[:, 0].abs() > 2.0  # where the view turned, did it turn the right way?
     sign = lambda e: float((torch.sign(e[moving, 0]) == torch.sign(true[moving, 0])).float().mean()) if moving.any() else float("nan")  # noqa: E731
     return {"model_yaw_mae_deg": yaw_error(est_gen, true), "model_move_mae": move_error(est_gen, true),
-            "model_yaw_sign_agreement": sign(est_gen),
+            "model_yaw_sign_agreement": sign(est_gen), "model_yaw_gain": yaw_gain(est_gen[moving, 0], true[moving, 0]),
             "estimator_on_real_yaw_mae_deg": yaw_error(est_real, true), "estimator_on_real_move_mae": move_error(est_real, true),
-            "estimator_on_real_yaw_sign_agreement": sign(est_real), "gap_frames": g}
+            "estimator_on_real_yaw_sign_agreement": sign(est_real),
+            "estimator_on_real_yaw_gain": yaw_gain(est_real[moving, 0], true[moving, 0]), "gap_frames": g}
+
+
+def yaw_gain(est: torch.Tensor, true: torch.Tensor) -> float:
+    """Least-squares slope through the origin of the estimated turn on the engine's: 1 turns as far
+    as the engine, below 1 too little. The yaw error alone cannot tell a world that turns too little
+    from one that turns by the right amount with noise."""
+    den = float((true * true).sum())
+    return float((est * true).sum()) / den if den > 0 else float("nan")
 
 
 def summarize(r: dict, has_model: bool) -> dict:
@@ -388,6 +397,8 @@ def markdown(r: dict) -> str:
              % f(s.get("af_estimator_on_real_move_mae")), s.get("af_model_move_mae"), None),
             ("action following: turns in the right direction (real video: %s)"
              % f(s.get("af_estimator_on_real_yaw_sign_agreement")), s.get("af_model_yaw_sign_agreement"), None),
+            ("action following: yaw gain, estimated turn / engine's (real video: %s)"
+             % f(s.get("af_estimator_on_real_yaw_gain")), s.get("af_model_yaw_gain"), None),
             ("frames per second (rollout, decode included)", s.get("fps"), None),
             ("seconds per chunk, p50", s.get("chunk_s_p50"), None)]
     lines += [f"| {name} | {f(m)} | {f(b)} |" for name, m, b in rows]
