@@ -19,7 +19,7 @@ import torch
 from interworld.data.maps import VAL
 from interworld.data.shards import ClipDataset
 from interworld.engine.world import World
-from interworld.train.fit import VAL_LEAD
+from interworld.train.fit import VAL_LEAD, lead_clip_frames
 from interworld.train.vae import psnr
 from interworld.train.world import DEFAULT_PROMPT, WorldBatch, teacher_forced_prediction
 
@@ -60,9 +60,8 @@ def main() -> None:
     first: dict[int, torch.Tensor] = {}  # per context: the first model's paired differences
     for m in a.models:  # each model loaded once
         world = World.from_pretrained(m, device=a.device)
-        tr = world.cfg.vae.temporal
         for c in a.context:
-            val = ClipDataset(a.data, 1 + (VAL_LEAD + c + world.cfg.chunk_latents) * tr, maps=list(VAL), seed=0)
+            val = ClipDataset(a.data, lead_clip_frames(world.cfg, c), maps=list(VAL), seed=0)
             r = losses(world, val, c, a.batches)
             d = r[:, 1] - r[:, 0]
             line = (f"context {c}, {m}: real sink {r[:, 0].mean():.2f} dB, swapped {r[:, 1].mean():.2f}, "

@@ -73,6 +73,12 @@ VAL_LEAD = 12  # latents of earlier frames before each validation clip: a long s
 SELF_CONTEXT_MAX = 4  # latents a self-context batch generates at most: each chunk costs a few sampler passes
 
 
+def lead_clip_frames(cfg: ModelConfig, context: int) -> int:
+    """Frames of a clip for teacher forcing deep in a stream: VAL_LEAD latents of lead, `context`
+    real latents (the sink included) and one chunk to predict (scripts/sink_diag.py, turn_diag.py)."""
+    return 1 + (VAL_LEAD + context + cfg.chunk_latents - 1) * cfg.vae.temporal
+
+
 def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: str, device) -> dict:
     from interworld.train.vae import psnr
 

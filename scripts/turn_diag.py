@@ -1,0 +1,98 @@
+"""Do models turn as far as the engine when their context is real? Teacher forcing on validation
+clips (as sink_diag.py), then the pose estimator on the last real context frame and the last
+predicted frame, one chunk (4 frames) apart, against the engine's true turn between them.
+
+In rollouts the self-context runs turn less than the shipped model (yaw gain, `interworld eval`;
+docs/TRAINING.md, run 20). If they turn as far here, they follow the actions from real context
+and turn less only from their own; if not, they turn less whatever the context.
+
+    python scripts/turn_diag.py DATA POSE_MODEL MODEL [MODEL ...] [--context 2] [--batches 6]
+
+Prints per model the yaw gain (least-squares slope of the estimated turn on the engine's, over
+the windows that turn more than 2 degrees) and the yaw error, on the predicted frames and, as the
+estimator's own floor, on the real ones; then each model's gain paired against the first's.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from interworld.data.maps import VAL
+from interworld.data.shards import ClipDataset
+from interworld.engine.world import World
+from interworld.eval.run import yaw_gain
+from interworld.models.pose import relative_motion
+from interworld.train.fit import VAL_LEAD, lead_clip_frames
+from interworld.train.pose import load_pose
+from interworld.train.world import DEFAULT_PROMPT, WorldBatch, teacher_forced_prediction
+
+
+def _uint8(video: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [-1, 1] -> [B, H, W, 3] uint8, as the estimator reads frames."""
+    return video.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def turns(world: World, pose_net, val: ClipDataset, context: int, batches: int, size: int = 8) -> dict:
+    """Per clip: the engine's turn, the estimated turn on the real and on the predicted frames (deg)."""
+    cfg = world.cfg
+    tr = cfg.vae.temporal
+    k = VAL_LEAD * tr  # lead frames: the clip's latents as deep in a stream
+    last_ctx = (context - 1) * tr  # the last real frame of the context, within the clip
+    out = {"true": [], "real": [], "gen": []}
+    for s in range(batches):
+        b = val.fixed(size, seed=1 + s)
+        frames = b["frames"][:, k:]
+        batch = WorldBatch(frames, b["keys"][:, k:], b["mouse"][:, k:], b["pose"][:, k:], [DEFAULT_PROMPT] * size)
+        with torch.no_grad():
+            pred, _ = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, batch, cfg, world.scheme,
+                                                world.device, context_latents=context, steps=cfg.steps,
+                                                lead=b["frames"][:, :k])
+            end = last_ctx + pred.shape[2]  # the last predicted frame
+            a = frames[:, last_ctx]
+            out["real"].append(pose_net(a, frames[:, end])[:, 0])
+            out["gen"].append(pose_net(a, _uint8(pred[:, :, -1]))[:, 0])
+        pose = b["pose"][:, k:].double()
+        out["true"].append(relative_motion(pose[:, last_ctx], pose[:, end])[:, 0].float())
+    return {n: torch.cat(v) for n, v in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data")
+    ap.add_argument("pose_model")
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--context", type=int, default=2, help="real latents before the chunk, sink included")
+    ap.add_argument("--batches", type=int, default=6, help="batches of 8 clips")
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    pose_net = load_pose(a.pose_model)
+    if pose_net.cfg.gap != 4:
+        raise SystemExit(f"{a.pose_model}: estimates motion over {pose_net.cfg.gap} frames; this test needs 4 "
+                         f"(one chunk)")
+    first = None
+    for m in a.models:
+        world = World.from_pretrained(m, device=a.device)
+        val = ClipDataset(a.data, lead_clip_frames(world.cfg, a.context), maps=list(VAL), seed=0)
+        r = turns(world, pose_net, val, a.context, a.batches)
+        moving = r["true"].abs() > 2.0
+        gains = {n: yaw_gain(r[n][moving], r["true"][moving]) for n in ("gen", "real")}
+        err = {n: float((r[n] - r["true"]).abs().mean()) for n in ("gen", "real")}
+        line = (f"{m}: yaw gain {gains['gen']:.3f} (real frames {gains['real']:.3f}), yaw error {err['gen']:.2f} deg "
+                f"(real {err['real']:.2f}), over {int(moving.sum())} turning windows of {len(moving)} clips")
+        if first is None:
+            first = r
+        else:  # the same clips: the first model's gain on bootstrap resamples, against this one's
+            g = np.random.default_rng(0)
+            t, d = r["true"][moving], []
+            for _ in range(1000):
+                i = torch.from_numpy(g.integers(0, len(t), len(t)))
+                d.append(yaw_gain(r["gen"][moving][i], t[i]) - yaw_gain(first["gen"][moving][i], t[i]))
+            line += f"; against the first model {np.mean(d):+.3f} (bootstrap standard error {np.std(d):.3f})"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
