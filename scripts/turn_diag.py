@@ -69,17 +69,18 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     pose_net = load_pose(a.pose_model)
-    if pose_net.cfg.gap != 4:
-        raise SystemExit(f"{a.pose_model}: estimates motion over {pose_net.cfg.gap} frames; this test needs 4 "
-                         f"(one chunk)")
     first = None
     for m in a.models:
         world = World.from_pretrained(m, device=a.device)
+        chunk = world.cfg.chunk_latents * world.cfg.vae.temporal
+        if pose_net.cfg.gap != chunk:
+            raise SystemExit(f"{a.pose_model} estimates motion over {pose_net.cfg.gap} frames, {m} predicts chunks of "
+                             f"{chunk}: train an estimator with that gap (`interworld train pose`)")
         val = ClipDataset(a.data, lead_clip_frames(world.cfg, a.context), maps=list(VAL), seed=0)
         r = turns(world, pose_net, val, a.context, a.batches)
         moving = r["true"].abs() > 2.0
         gains = {n: yaw_gain(r[n][moving], r["true"][moving]) for n in ("gen", "real")}
-        err = {n: float((r[n] - r["true"]).abs().mean()) for n in ("gen", "real")}
+        err = {n: float(((r[n] - r["true"] + 180) % 360 - 180).abs().mean()) for n in ("gen", "real")}
         line = (f"{m}: yaw gain {gains['gen']:.3f} (real frames {gains['real']:.3f}), yaw error {err['gen']:.2f} deg "
                 f"(real {err['real']:.2f}), over {int(moving.sum())} turning windows of {len(moving)} clips")
         if first is None:
