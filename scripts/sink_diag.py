@@ -19,9 +19,9 @@ import torch
 from interworld.data.maps import VAL
 from interworld.data.shards import ClipDataset
 from interworld.engine.world import World
-from interworld.train.fit import VAL_LEAD, lead_clip_frames
+from interworld.train.fit import lead_clip_frames, split_lead
 from interworld.train.vae import psnr
-from interworld.train.world import DEFAULT_PROMPT, WorldBatch, teacher_forced_prediction
+from interworld.train.world import teacher_forced_prediction
 
 
 def _se(d: torch.Tensor) -> float:
@@ -32,18 +32,15 @@ def losses(world: World, val: ClipDataset, context: int, batches: int, size: int
     """[clips, 2]: each clip's PSNR with its real sink and with the swapped one. val's clips hold
     VAL_LEAD latents of lead, the context and one chunk."""
     cfg = world.cfg
-    k = VAL_LEAD * cfg.vae.temporal  # lead frames: the clip's latents as deep in a stream
     out = []
     for s in range(batches):
-        b = val.fixed(size, seed=1 + s)
-        batch = WorldBatch(b["frames"][:, k:], b["keys"][:, k:], b["mouse"][:, k:], b["pose"][:, k:],
-                           [DEFAULT_PROMPT] * size)
+        batch, lead = split_lead(val.fixed(size, seed=1 + s), cfg)  # the clip's latents as deep in a stream
         per = []
         for sink_from in (None, torch.arange(size).roll(1)):  # clip i sees clip i-1's sink
             with torch.no_grad():
                 pred, real = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, batch, cfg,
                                                        world.scheme, world.device, context_latents=context,
-                                                       steps=cfg.steps, lead=b["frames"][:, :k], sink_from=sink_from)
+                                                       steps=cfg.steps, lead=lead, sink_from=sink_from)
             per.append(torch.tensor([float(psnr(pred[i:i + 1], real[i:i + 1])) for i in range(size)]))
         out.append(torch.stack(per, 1))
     return torch.cat(out)

@@ -24,10 +24,10 @@ from interworld.data.maps import VAL
 from interworld.data.shards import ClipDataset
 from interworld.engine.world import World
 from interworld.eval.run import yaw_gain
-from interworld.models.pose import relative_motion
-from interworld.train.fit import VAL_LEAD, lead_clip_frames
+from interworld.models.pose import relative_motion, yaw_error
+from interworld.train.fit import lead_clip_frames, split_lead
 from interworld.train.pose import load_pose
-from interworld.train.world import DEFAULT_PROMPT, WorldBatch, teacher_forced_prediction
+from interworld.train.world import teacher_forced_prediction
 
 
 def _uint8(video: torch.Tensor) -> torch.Tensor:
@@ -38,23 +38,19 @@ def _uint8(video: torch.Tensor) -> torch.Tensor:
 def turns(world: World, pose_net, val: ClipDataset, context: int, batches: int, size: int = 8) -> dict:
     """Per clip: the engine's turn, the estimated turn on the real and on the predicted frames (deg)."""
     cfg = world.cfg
-    tr = cfg.vae.temporal
-    k = VAL_LEAD * tr  # lead frames: the clip's latents as deep in a stream
-    last_ctx = (context - 1) * tr  # the last real frame of the context, within the clip
+    last_ctx = (context - 1) * cfg.vae.temporal  # the last real frame of the context, within the clip
     out = {"true": [], "real": [], "gen": []}
     for s in range(batches):
-        b = val.fixed(size, seed=1 + s)
-        frames = b["frames"][:, k:]
-        batch = WorldBatch(frames, b["keys"][:, k:], b["mouse"][:, k:], b["pose"][:, k:], [DEFAULT_PROMPT] * size)
+        batch, lead = split_lead(val.fixed(size, seed=1 + s), cfg)  # the clip's latents as deep in a stream
+        frames = batch.frames
         with torch.no_grad():
             pred, _ = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, batch, cfg, world.scheme,
-                                                world.device, context_latents=context, steps=cfg.steps,
-                                                lead=b["frames"][:, :k])
+                                                world.device, context_latents=context, steps=cfg.steps, lead=lead)
             end = last_ctx + pred.shape[2]  # the last predicted frame
             a = frames[:, last_ctx]
             out["real"].append(pose_net(a, frames[:, end])[:, 0])
             out["gen"].append(pose_net(a, _uint8(pred[:, :, -1]))[:, 0])
-        pose = b["pose"][:, k:].double()
+        pose = batch.pose.double()
         out["true"].append(relative_motion(pose[:, last_ctx], pose[:, end])[:, 0].float())
     return {n: torch.cat(v) for n, v in out.items()}
 
@@ -80,7 +76,7 @@ def main() -> None:
         r = turns(world, pose_net, val, a.context, a.batches)
         moving = r["true"].abs() > 2.0
         gains = {n: yaw_gain(r[n][moving], r["true"][moving]) for n in ("gen", "real")}
-        err = {n: float(((r[n] - r["true"] + 180) % 360 - 180).abs().mean()) for n in ("gen", "real")}
+        err = {n: yaw_error(r[n][:, None], r["true"][:, None]) for n in ("gen", "real")}
         line = (f"{m}: yaw gain {gains['gen']:.3f} (real frames {gains['real']:.3f}), yaw error {err['gen']:.2f} deg "
                 f"(real {err['real']:.2f}), over {int(moving.sum())} turning windows of {len(moving)} clips")
         if first is None:

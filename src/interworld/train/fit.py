@@ -79,16 +79,22 @@ def lead_clip_frames(cfg: ModelConfig, context: int) -> int:
     return 1 + (VAL_LEAD + context + cfg.chunk_latents - 1) * cfg.vae.temporal
 
 
+def split_lead(b: dict, cfg: ModelConfig) -> tuple[WorldBatch, torch.Tensor]:
+    """A sampled validation clip (ClipDataset.fixed) as (the clip after its VAL_LEAD latents of
+    lead, the lead's frames), as `teacher_forced_prediction(batch, ..., lead=...)` takes them."""
+    k = VAL_LEAD * cfg.vae.temporal
+    batch = WorldBatch(b["frames"][:, k:], b["keys"][:, k:], b["mouse"][:, k:], b["pose"][:, k:],
+                       [DEFAULT_PROMPT] * len(b["frames"]))
+    return batch, b["frames"][:, :k]
+
+
 def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: str, device) -> dict:
     from interworld.train.vae import psnr
 
-    b = val.fixed(8, seed=1)
-    k = VAL_LEAD * cfg.vae.temporal
-    batch = WorldBatch(b["frames"][:, k:], b["keys"][:, k:], b["mouse"][:, k:], b["pose"][:, k:],
-                       [DEFAULT_PROMPT] * len(b["maps"]))
+    batch, lead = split_lead(val.fixed(8, seed=1), cfg)
     f = 1 + (batch.frames.shape[1] - 1) // cfg.vae.temporal
     pred, real = teacher_forced_prediction(dit, vae, text, batch, cfg, scheme, device, context_latents=f - 1,
-                                           steps=cfg.steps, lead=b["frames"][:, :k])
+                                           steps=cfg.steps, lead=lead)
     last_ctx = batch.frames[:, -cfg.vae.temporal - 1].to(device)  # the last real frame before the predicted ones
     repeat = last_ctx.permute(0, 3, 1, 2)[:, :, None].float().div(127.5).sub(1).expand_as(real)
     return {"val_next_chunk_psnr": psnr(pred, real), "val_repeat_last_psnr": psnr(repeat, real)}
