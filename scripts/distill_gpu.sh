@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 6's ablations in one GPU call: every distillation variant at once on one GPU, with the
-# decoder fine-tune beside them. At the small model's size each process is bound by kernel
-# launches (one CPU core), so several share a card at little cost to each.
+# Issue 6's ablations in one GPU call: every distillation variant at once, spread over the
+# machine's GPUs in turn, with the decoder fine-tune beside them. At the small model's size each
+# process is bound by kernel launches (one CPU core), so several share a card at little cost to each.
 #
 # Usage: scripts/distill_gpu.sh OUT_DIR SECONDS [TEACHER]
 #   records start images and actions (MAP01-18), runs the variants of $VARIANTS for SECONDS
@@ -39,11 +39,14 @@ fi
 mkdir -p $runs "$out"
 compile=""; [ "${COMPILE:-1}" = 1 ] && compile=--compile
 IFS=';' read -ra variants <<< "${VARIANTS:-$default}"
+ngpu=$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))"); i=0
 for v in "${variants[@]}"; do
   name=${v%%:*}
+  # one variant per GPU in turn: on one GPU they share it
   # shellcheck disable=SC2086
-  iw distill --teacher "$teacher" --data $data --out $runs/$name ${v#*:} --batch 16 $compile \
-     --time-limit "$secs" --log-every 20 --quiet >> $runs/$name.out 2>&1 &
+  CUDA_VISIBLE_DEVICES=$(( i % ngpu )) iw distill --teacher "$teacher" --data $data --out $runs/$name ${v#*:} \
+     --batch 16 $compile --time-limit "$secs" --log-every 20 --quiet >> $runs/$name.out 2>&1 &
+  i=$(( i + 1 ))
 done
 if [ "${DECODER:-1}" = 1 ]; then
   iw train decoder --data $data --init "$teacher" --out $runs/decoder --width 1 --history 12 --batch 16 \

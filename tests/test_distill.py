@@ -17,7 +17,7 @@ from interworld.engine.world import World
 from interworld.io.checkpoint import load_tensors, save_checkpoint
 from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
-from interworld.train.distill import DistillArgs, distill, rollout, rollout_latents
+from interworld.train.distill import DistillArgs, distill, regression_loss, rollout, rollout_latents
 from interworld.train.error_buffer import ErrorBuffer
 
 
@@ -132,6 +132,24 @@ def test_error_buffer_holds_the_first_chunks_error_against_the_real_latents():
         rollout(dit, cfg, ctx, z, keys[0], mouse[0], chunks=2, seed=1, grad=False)
 
 
+@pytest.mark.parametrize("scheme,first", [("causal", 2), ("segment", 2)])
+def test_regression_pulls_only_the_first_chunk_to_the_real_latents(scheme, first):
+    """The first chunk continues the real start, so the real latents after it are its target;
+    later chunks continue the student's own output and get no real target."""
+    cfg = dataclasses.replace(_cfg(), scheme=scheme, chunk_latents=2, first_latents=3, new_latents=2)
+    z = torch.randn(2, 4, 7, 3, 5)
+    x = z[:, :, 1:].clone()
+    x[:, :, first:] += 5.0  # later chunks far from the real latents: not the regression's business
+    x.requires_grad_(True)
+    loss = regression_loss(x, z, cfg)
+    assert loss.item() == 0.0
+    (regression_loss(x + 0.1 * torch.randn_like(x), z, cfg)).backward()
+    assert x.grad[:, :, :first].abs().sum() > 0 and x.grad[:, :, first:].abs().sum() == 0
+    with torch.no_grad():
+        x[:, :, :first] += 1.0
+    assert regression_loss(x, z, cfg).item() == pytest.approx(1.0)
+
+
 def test_without_self_rollout_each_item_sees_its_own_real_latents():
     cfg = _cfg()
     dit, ctx, z, t_frames = _two_items(cfg)
@@ -195,7 +213,7 @@ def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
 
 
 @pytest.mark.parametrize("switches", [dict(self_rollout=False), dict(error_buffer=8), dict(scheme="segment"),
-                                      dict(scheme="segment", self_rollout=False, error_buffer=8)])
+                                      dict(scheme="segment", self_rollout=False, error_buffer=8), dict(regress=1.0)])
 def test_each_switch_runs(tmp_path, switches):
     cfg = _cfg()
     w = World.from_config(cfg, seed=0)
@@ -210,6 +228,12 @@ def test_each_switch_runs(tmp_path, switches):
     if "error_buffer" in switches:
         sizes = [r["error_buffer_frames"] for r in log if "dmd" in r]
         assert 0 < sizes[-1] <= 8 and sizes == sorted(sizes)  # fills, then stays at its bound
+    assert all(("regress" in r) == ("regress" in switches) for r in log if "dmd" in r)
+    if "regress" in switches:  # the same seed without the term moves the student elsewhere
+        plain = distill(DistillArgs(data=str(tmp_path / "data"), out=str(tmp_path / "p"), teacher=str(teacher),
+                                    steps=3, batch=2, chunks=2, student_steps=2, fake_steps=1, device="cpu"))
+        a, b = load_tensors(out), load_tensors(plain)
+        assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("dit."))
 
 
 def test_resumed_run_keeps_its_error_buffer(tmp_path):

@@ -16,6 +16,7 @@ measured with `interworld eval`.
   interworld distill ... --no-self-rollout          # the ablation: real context in the cache
   interworld distill ... --error-buffer 1024        # with the error buffer
   interworld distill ... --scheme segment           # the official scheme's student
+  interworld distill ... --regress 0.1              # plus the first chunk regressed on the engine's
 
 Several GPUs: torchrun --nproc_per_node N -m interworld.cli.main distill ...
 Runs resume from OUT; the student in OUT is a world checkpoint (generate/play/eval take it)."""
@@ -40,6 +41,9 @@ def add_parser(sub):
     p.add_argument("--no-self-rollout", action="store_true",
                    help="real latents as the next chunks' context, not the student's own")
     p.add_argument("--error-buffer", type=int, default=0, metavar="N", help="error buffer of N latent frames (0: off)")
+    p.add_argument("--regress", type=float, default=0.0, metavar="W",
+                   help="add W x the MSE of the first chunk against the real latents to the student's loss: "
+                        "its context is real, so the engine's continuation is its target (default 0: off)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the DiT blocks of the student, teacher and fake score (fewer, fused kernels; "
                         "the first updates compile)")
@@ -68,7 +72,7 @@ def run(args) -> int:
                     fake_steps=args.fake_steps, self_rollout=not args.no_self_rollout,
                     error_buffer=args.error_buffer, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
                     log_every=args.log_every, device=args.device, seed=args.seed, scheme=args.scheme,
-                    compile=args.compile)
+                    compile=args.compile, regress=args.regress)
     try:
         with step_bar("distill", args.steps, "dmd", args.quiet) as update:
             out = distill(a, progress=lambda s, n, m: update(s, m.get("dmd", 0.0)))

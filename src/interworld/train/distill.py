@@ -23,6 +23,9 @@ where the teacher and fake score then judge the rollout bidirectionally. Each it
    cache, so the student learns to correct errors of the kind it makes. (Until run 14 the
    residuals were x0 - x0_real of the DMD loss: at high t the teacher's x0 is the blurred
    mean, so they held the sample's detail, not its error.)
+5. regression (switch, `regress`): the first chunk, whose context is the real start latent, is
+   also pulled by MSE toward the real latents that follow it, to keep the student on the
+   engine's scene where DMD alone lets it paint textures of its own (runs 13 to 16).
 
 One rollout serves a batch of clips, each item under its own recorded actions (the
 generator's per-item streams), so its real latents are its ground truth and, without
@@ -86,6 +89,7 @@ class DistillArgs:
     seed: int = 0
     scheme: str = "causal"  # the student's: "causal" (KV cache) or "segment" (the official, bidirectional)
     compile: bool = False  # torch.compile the blocks of all three networks (engine/accel.py)
+    regress: float = 0.0  # weight of the first chunk's regression on the real latents; 0: off
 
 
 def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
@@ -94,6 +98,20 @@ def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
     if cfg.scheme == "causal":
         return 1 + chunks * cfg.chunk_latents
     return cfg.first_latents + (chunks - 1) * cfg.new_latents
+
+
+def first_chunk_latents(cfg: ModelConfig) -> int:
+    """Latent frames the first chunk (segment) of a rollout generates after the start latent."""
+    return cfg.chunk_latents if cfg.scheme == "causal" else cfg.first_latents - 1
+
+
+def regression_loss(x0_gen: torch.Tensor, z_real: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """MSE of the rollout's first chunk against the real latents that follow the real start
+    under the same actions. Only the first chunk: its context is real, so the engine's
+    continuation is its target; later chunks continue the student's own context, where a real
+    target teaches hedging (self-context runs 19 and 20 turned less)."""
+    n = first_chunk_latents(cfg)
+    return F.mse_loss(x0_gen[:, :, :n].float(), z_real[:, :, 1:1 + n].float())
 
 
 def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *, chunks: int, seed: int,
@@ -235,7 +253,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
     log = common.Logger(run)
     if common.is_main() and not resume:
         log.log(step_n, train_frames=clips.frames, world_size=world, self_rollout=a.self_rollout,
-                error_buffer=a.error_buffer, student_steps=a.student_steps)
+                error_buffer=a.error_buffer, student_steps=a.student_steps, regress=a.regress, lr=a.lr)
 
     def checkpoint():
         if errors is not None:
@@ -244,7 +262,8 @@ def distill(a: DistillArgs, progress=None) -> Path:
             return
         save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": text},
                         extra={"kind": "student", "teacher": str(a.teacher), "step": step_n,
-                               "self_rollout": a.self_rollout, "error_buffer": a.error_buffer})
+                               "self_rollout": a.self_rollout, "error_buffer": a.error_buffer,
+                               "regress": a.regress})
         tmp = run / "fake.safetensors.tmp"
         save_file({f"dit.{k}": v.detach().cpu().contiguous() for k, v in fake.state_dict().items()}, str(tmp))
         os.replace(tmp, run / "fake.safetensors")
@@ -297,6 +316,10 @@ def distill(a: DistillArgs, progress=None) -> Path:
         fake_update(x0_gen, z0, step, pl)
         with amp:
             ls, dm = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
+        if a.regress > 0:
+            reg = regression_loss(x0_gen, z, scfg)
+            ls = ls + a.regress * reg
+            dm["regress"] = reg.detach()
         opt_s.zero_grad(set_to_none=True)
         ls.backward()
         _average_grads(student.parameters())
