@@ -11,7 +11,9 @@ the yaw gain, how far the world turns against the engine, is shown per model),
 with its standard error and how often the first is better. Revisit cases (360-degree turn, out
 and back) are compared the same way on their return-frame PSNR (e.g. memory on against off).
 Single rollouts vary widely (drift 0.05-0.84), so the pairing and the standard error say what a
-difference is worth.
+difference is worth. A rollout's noise depends on the batch it ran in (`eval --seed/--cases/
+--batch`); where the models' common rollouts drew different noise, a note says so: one model
+evaluated twice that way differed by 0.24 dB of rollout PSNR (docs/TRAINING.md, runs 20-21).
 """
 
 from __future__ import annotations
@@ -24,10 +26,21 @@ from pathlib import Path
 import numpy as np
 
 
-def _load(dirs: list[str]) -> tuple[dict, dict]:
-    rollouts, revisits = {}, {}
+def _draws(setup: dict | None) -> dict:
+    """(map, seed) -> the rollout's noise draw, as `interworld eval` makes it: the cases listed
+    map by map, run in groups of `batch`, each group seeded by its first case's seed."""
+    if not setup or "batch" not in setup:
+        return {}
+    listed = [(m, setup["seed"] + i) for m in setup["maps"] for i in range(setup["cases"])]
+    b = setup["batch"]
+    return {c: (listed[k - k % b][1], min(b, len(listed) - (k - k % b)), k % b) for k, c in enumerate(listed)}
+
+
+def _load(dirs: list[str]) -> tuple[dict, dict, dict]:
+    rollouts, revisits, draws = {}, {}, {}
     for d in dirs:
         m = json.loads((Path(d) / "metrics.json").read_text())
+        draws.update(_draws(m.get("setup")))
         if m.get("complete") is False:  # an eval stopped early leaves its finished cases
             print(f"{d}: stopped early, {len(m['cases'])} case(s)", file=sys.stderr)
         for c in m["cases"]:
@@ -42,7 +55,7 @@ def _load(dirs: list[str]) -> tuple[dict, dict]:
                     rollouts[(c["map"], c["seed"])]["yaw_gain"] = af["model_yaw_gain"]
         for r in m.get("revisits", []):
             revisits[(r["script"], r["map"], r["seed"])] = {"psnr": r["model_psnr"], "engine": r["engine_psnr"]}
-    return rollouts, revisits
+    return rollouts, revisits, draws
 
 
 def _se(x: np.ndarray) -> float:
@@ -65,6 +78,11 @@ def main(specs: list[str]) -> None:
     cases = sorted(set.intersection(*(set(m) for m in rollouts.values())))
     if cases:
         print(f"{len(cases)} rollouts common to all models (seeds {sorted({c[1] for c in cases})})")
+        differ = [c for c in cases if len({v[2][c] for v in loaded.values() if c in v[2]}) > 1]
+        if differ:
+            print(f"note: {len(differ)} of these rollouts drew different noise in different models (eval --seed, "
+                  f"--cases or --batch differ), so their differences hold the noise's too: evaluate every model "
+                  f"with the same split")
         for name, m in rollouts.items():
             col = {k: np.array([m[c].get(k, np.nan) for c in cases]) for k in m[cases[0]]}
             print(f"{name}: TF PSNR {col['tf_psnr'].mean():.2f}, rollout PSNR {col['rollout_psnr'].mean():.2f}, "

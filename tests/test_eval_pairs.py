@@ -44,3 +44,24 @@ def test_pairs_rollout_psnr_and_yaw_error(tmp_path):
     assert "a - b: +1.000 (standard error 0.000; a higher in 2 of 2)" in sections[1]
     assert "yaw error (deg per gap), " in out
     assert "a - b: -1.500 (standard error 0.500; a lower in 2 of 2)" in sections[-1]
+
+
+def test_notes_rollouts_that_drew_different_noise(tmp_path):
+    """eval seeds each batch by its first case: seeds 0-5 as one batch of 6 and as two evals
+    of 3 are the same cases with different noise, which the pairing must not pass off as equal."""
+    def with_setup(folder, seed, cases, batch):
+        m = json.loads((Path(folder) / "metrics.json").read_text())
+        m["setup"] = {"maps": ["m"], "seed": seed, "cases": cases, "batch": batch}
+        (Path(folder) / "metrics.json").write_text(json.dumps(m))
+        return folder
+
+    run = [sys.executable, str(ROOT / "scripts/eval_pairs.py")]
+    a0 = with_setup(_metrics(tmp_path / "a0", {0: 0.1, 1: 0.2, 2: 0.3}, {}), 0, 3, 3)
+    a3 = with_setup(_metrics(tmp_path / "a3", {3: 0.1, 4: 0.2, 5: 0.3}, {}), 3, 3, 3)
+    b0 = with_setup(_metrics(tmp_path / "b0", {0: 0.1, 1: 0.2, 2: 0.3}, {}), 0, 3, 3)
+    b3 = with_setup(_metrics(tmp_path / "b3", {3: 0.1, 4: 0.2, 5: 0.3}, {}), 3, 3, 3)
+    c = with_setup(_metrics(tmp_path / "c", {s: 0.1 for s in range(6)}, {}), 0, 6, 6)
+    same = subprocess.run(run + [f"a={a0},{a3}", f"b={b0},{b3}"], capture_output=True, text=True, check=True).stdout
+    assert "6 rollouts common" in same and "different noise" not in same
+    mixed = subprocess.run(run + [f"a={a0},{a3}", f"c={c}"], capture_output=True, text=True, check=True).stdout
+    assert "note: 6 of these rollouts drew different noise" in mixed  # a batch of 3 or 6: every draw differs
