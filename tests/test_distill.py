@@ -133,7 +133,7 @@ def test_error_buffer_holds_the_first_chunks_error_against_the_real_latents():
 
 
 @pytest.mark.parametrize("scheme,first", [("causal", 2), ("segment", 2)])
-def test_regression_pulls_only_the_first_chunk_to_the_real_latents(scheme, first):
+def test_regression_pulls_the_chunks_with_real_context_to_the_real_latents(scheme, first):
     """The first chunk continues the real start, so the real latents after it are its target;
     later chunks continue the student's own output and get no real target."""
     cfg = dataclasses.replace(_cfg(), scheme=scheme, chunk_latents=2, first_latents=3, new_latents=2)
@@ -148,6 +148,12 @@ def test_regression_pulls_only_the_first_chunk_to_the_real_latents(scheme, first
     with torch.no_grad():
         x[:, :, :first] += 1.0
     assert regression_loss(x, z, cfg).item() == pytest.approx(1.0)
+    # without self-rollout every chunk's context is real: every chunk has its target
+    x.grad = None
+    (regression_loss(x, z, cfg, first_only=False)).backward()
+    assert (x.grad[:, :, first:] != 0).all()
+    # 2 frames off by 1, 4 by 5
+    assert regression_loss(x, z, cfg, first_only=False).item() == pytest.approx((2 * 1 + 4 * 25) / 6)
 
 
 def test_without_self_rollout_each_item_sees_its_own_real_latents():
@@ -213,7 +219,8 @@ def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
 
 
 @pytest.mark.parametrize("switches", [dict(self_rollout=False), dict(error_buffer=8), dict(scheme="segment"),
-                                      dict(scheme="segment", self_rollout=False, error_buffer=8), dict(regress=1.0)])
+                                      dict(scheme="segment", self_rollout=False, error_buffer=8), dict(regress=1.0),
+                                      dict(regress=1.0, self_rollout=False)])
 def test_each_switch_runs(tmp_path, switches):
     cfg = _cfg()
     w = World.from_config(cfg, seed=0)
@@ -231,7 +238,8 @@ def test_each_switch_runs(tmp_path, switches):
     assert all(("regress" in r) == ("regress" in switches) for r in log if "dmd" in r)
     if "regress" in switches:  # the same seed without the term moves the student elsewhere
         plain = distill(DistillArgs(data=str(tmp_path / "data"), out=str(tmp_path / "p"), teacher=str(teacher),
-                                    steps=3, batch=2, chunks=2, student_steps=2, fake_steps=1, device="cpu"))
+                                    steps=3, batch=2, chunks=2, student_steps=2, fake_steps=1, device="cpu",
+                                    **{k: v for k, v in switches.items() if k != "regress"}))
         a, b = load_tensors(out), load_tensors(plain)
         assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("dit."))
 

@@ -16,7 +16,7 @@ measured with `interworld eval`.
   interworld distill ... --no-self-rollout          # the ablation: real context in the cache
   interworld distill ... --error-buffer 1024        # with the error buffer
   interworld distill ... --scheme segment           # the official scheme's student
-  interworld distill ... --regress 0.1              # plus the first chunk regressed on the engine's
+  interworld distill ... --regress 0.2              # plus the first chunk regressed on the engine's
 
 Several GPUs: torchrun --nproc_per_node N -m interworld.cli.main distill ...
 Runs resume from OUT; the student in OUT is a world checkpoint (generate/play/eval take it)."""
@@ -42,8 +42,8 @@ def add_parser(sub):
                    help="real latents as the next chunks' context, not the student's own")
     p.add_argument("--error-buffer", type=int, default=0, metavar="N", help="error buffer of N latent frames (0: off)")
     p.add_argument("--regress", type=float, default=0.0, metavar="W",
-                   help="add W x the MSE of the first chunk against the real latents to the student's loss: "
-                        "its context is real, so the engine's continuation is its target (default 0: off)")
+                   help="add W x the MSE against the real latents of the chunks whose context is real (the "
+                        "first; with --no-self-rollout every chunk) to the student's loss (default 0: off)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the DiT blocks of the student, teacher and fake score (fewer, fused kernels; "
                         "the first updates compile)")

@@ -25,7 +25,8 @@ where the teacher and fake score then judge the rollout bidirectionally. Each it
    mean, so they held the sample's detail, not its error.)
 5. regression (switch, `regress`): the first chunk, whose context is the real start latent, is
    also pulled by MSE toward the real latents that follow it, to keep the student on the
-   engine's scene where DMD alone lets it paint textures of its own (runs 13 to 16).
+   engine's scene where DMD alone lets it paint textures of its own (runs 13 to 16; run 21).
+   Without self-rollout every chunk's context is real, and every chunk is pulled.
 
 One rollout serves a batch of clips, each item under its own recorded actions (the
 generator's per-item streams), so its real latents are its ground truth and, without
@@ -105,12 +106,13 @@ def first_chunk_latents(cfg: ModelConfig) -> int:
     return cfg.chunk_latents if cfg.scheme == "causal" else cfg.first_latents - 1
 
 
-def regression_loss(x0_gen: torch.Tensor, z_real: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
-    """MSE of the rollout's first chunk against the real latents that follow the real start
-    under the same actions. Only the first chunk: its context is real, so the engine's
-    continuation is its target; later chunks continue the student's own context, where a real
-    target teaches hedging (self-context runs 19 and 20 turned less)."""
-    n = first_chunk_latents(cfg)
+def regression_loss(x0_gen: torch.Tensor, z_real: torch.Tensor, cfg: ModelConfig,
+                    first_only: bool = True) -> torch.Tensor:
+    """MSE of the rollout's chunks whose context is real against the real latents that follow
+    under the same actions. With self-rollout only the first chunk's context is real: later
+    chunks continue the student's own output, where a real target teaches hedging (self-context
+    runs 19 and 20 turned less). Without it (first_only=False) every chunk's context is real."""
+    n = first_chunk_latents(cfg) if first_only else x0_gen.shape[2]
     return F.mse_loss(x0_gen[:, :, :n].float(), z_real[:, :, 1:1 + n].float())
 
 
@@ -317,7 +319,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
         with amp:
             ls, dm = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
         if a.regress > 0:
-            reg = regression_loss(x0_gen, z, scfg)
+            reg = regression_loss(x0_gen, z, scfg, first_only=a.self_rollout)
             ls = ls + a.regress * reg
             dm["regress"] = reg.detach()
         opt_s.zero_grad(set_to_none=True)
