@@ -11,9 +11,10 @@ the yaw gain, how far the world turns against the engine, is shown per model),
 with its standard error and how often the first is better. Revisit cases (360-degree turn, out
 and back) are compared the same way on their return-frame PSNR (e.g. memory on against off).
 Single rollouts vary widely (drift 0.05-0.84), so the pairing and the standard error say what a
-difference is worth. A rollout's noise depends on the batch it ran in (`eval --seed/--cases/
---batch`); where the models' common rollouts drew different noise, a note says so: one model
-evaluated twice that way differed by 0.24 dB of rollout PSNR (docs/TRAINING.md, runs 20-21).
+difference is worth. Until run 21 a rollout's noise depended on the batch it ran in (`eval
+--seed/--cases/--batch`); where the models' common rollouts drew different noise, a note says
+so: one model evaluated twice that way differed by 0.24 dB of rollout PSNR (docs/TRAINING.md,
+runs 20-21). Evals since then draw each case's noise from its own seed, as a batch of one did.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ import numpy as np
 
 def _draws(setup: dict | None) -> dict:
     """(map, seed) -> the rollout's noise draw, as `interworld eval` makes it: the cases listed
-    map by map, run in groups of `batch`, each group seeded by its first case's seed."""
+    map by map, run in groups of `batch`; each case seeded by its own seed (`noise: per case`,
+    the same draw as a batch of one), or before that each group by its first case's seed."""
     if not setup or "batch" not in setup:
         return {}
     listed = [(m, setup["seed"] + i) for m in setup["maps"] for i in range(setup["cases"])]
-    b = setup["batch"]
+    b = 1 if setup.get("noise") == "per case" else setup["batch"]
     return {c: (listed[k - k % b][1], min(b, len(listed) - (k - k % b)), k % b) for k, c in enumerate(listed)}
 
 

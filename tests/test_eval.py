@@ -192,14 +192,20 @@ def test_batched_rollouts_are_the_single_rollouts_item_by_item():
         done = sum(len(f) for f in player) - 1
         player.append(w.step((ka[done:done + w.frames_per_step], ma[done:done + w.frames_per_step])))
     assert np.array_equal(np.concatenate(player)[: T + 1], one)
-    both = rollouts(w, [a, b], [ka, kb], [ma, mb], "x", seed=3)
+    both = rollouts(w, [a, b], [ka, kb], [ma, mb], "x", seed=[3, 4])
     assert both[0]["frames"].shape == both[1]["frames"].shape == one.shape == (T + 1, 32, 32, 3)
-    # item i of a batch is what it would be beside a copy of itself: the other item's actions do not reach it
-    alone = [rollouts(w, [x, x], [k, k], [m, m], "x", seed=3)[i]["frames"] for i, (x, k, m) in
-             enumerate([(a, ka, ma), (b, kb, mb)])]
+    # with a seed per item, item i of a batch is its rollout alone with its seed: neither the other
+    # item's actions nor the batch it runs in reach it (eval's cases score the same at any --batch)
+    alone = [one, rollout(w, b, kb, mb, "x", seed=4)["frames"]]
     for i in range(2):
         assert np.abs(both[i]["frames"].astype(int) - alone[i].astype(int)).max() <= 1, i
-    assert not np.array_equal(both[0]["frames"], both[1]["frames"])
+    swapped = rollouts(w, [b, a], [kb, ka], [mb, ma], "x", seed=[4, 3])
+    assert np.abs(swapped[1]["frames"].astype(int) - one.astype(int)).max() <= 1
+    # one seed for the batch: one draw for all, so an item's noise depends on its batch
+    shared = rollouts(w, [a, b], [ka, kb], [ma, mb], "x", seed=3)
+    assert np.abs(shared[1]["frames"].astype(int) - alone[1].astype(int)).max() > 1
+    with pytest.raises(ValueError, match="3 seeds for a batch of 2"):
+        rollouts(w, [a, b], [ka, kb], [ma, mb], "x", seed=[1, 2, 3])
     with pytest.raises(ValueError, match="same length"):
         rollouts(w, [a, b], [ka, kb[:5]], [ma, mb[:5]])
 
@@ -219,3 +225,10 @@ def test_eval_batches_the_rollouts_of_several_cases(tmp_path):
     m = json.loads((tmp_path / "b2" / "metrics.json").read_text())
     assert [c["seed"] for c in m["cases"]] == [0, 1] and all(c["speed"]["streams"] == 2 for c in m["cases"])
     assert all(np.isfinite(c["rollout"]["psnr"]) for c in m["cases"]) and m["complete"] is True
+    # each case draws its own noise: one at a time it scores as in the batch (to float rounding)
+    assert main(common + ["--out", str(tmp_path / "b1"), "--batch", "1"]) == 0
+    m1 = json.loads((tmp_path / "b1" / "metrics.json").read_text())
+    assert m["setup"]["noise"] == "per case"
+    for c1, c2 in zip(m1["cases"], m["cases"]):  # one draw for the batch differed by 2e-3 dB and 1e-2 here
+        r1, r2 = c1["rollout"], c2["rollout"]
+        assert abs(r1["psnr"] - r2["psnr"]) < 2e-4 and abs(r1["sharpness"] / r2["sharpness"] - 1) < 2e-4, (r1, r2)

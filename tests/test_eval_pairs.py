@@ -49,9 +49,9 @@ def test_pairs_rollout_psnr_and_yaw_error(tmp_path):
 def test_notes_rollouts_that_drew_different_noise(tmp_path):
     """eval seeds each batch by its first case: seeds 0-5 as one batch of 6 and as two evals
     of 3 are the same cases with different noise, which the pairing must not pass off as equal."""
-    def with_setup(folder, seed, cases, batch):
+    def with_setup(folder, seed, cases, batch, **more):
         m = json.loads((Path(folder) / "metrics.json").read_text())
-        m["setup"] = {"maps": ["m"], "seed": seed, "cases": cases, "batch": batch}
+        m["setup"] = {"maps": ["m"], "seed": seed, "cases": cases, "batch": batch, **more}
         (Path(folder) / "metrics.json").write_text(json.dumps(m))
         return folder
 
@@ -65,3 +65,11 @@ def test_notes_rollouts_that_drew_different_noise(tmp_path):
     assert "6 rollouts common" in same and "different noise" not in same
     mixed = subprocess.run(run + [f"a={a0},{a3}", f"c={c}"], capture_output=True, text=True, check=True).stdout
     assert "note: 6 of these rollouts drew different noise" in mixed  # a batch of 3 or 6: every draw differs
+    # evals that draw each case's noise from its own seed match across splits, and match a batch of one
+    p0 = with_setup(_metrics(tmp_path / "p0", {0: 0.1, 1: 0.2, 2: 0.3}, {}), 0, 3, 3, noise="per case")
+    p3 = with_setup(_metrics(tmp_path / "p3", {3: 0.1, 4: 0.2, 5: 0.3}, {}), 3, 3, 3, noise="per case")
+    p6 = with_setup(_metrics(tmp_path / "p6", {s: 0.1 for s in range(6)}, {}), 0, 6, 6, noise="per case")
+    one = with_setup(_metrics(tmp_path / "one", {s: 0.1 for s in range(6)}, {}), 0, 6, 1)
+    out = subprocess.run(run + [f"p={p0},{p3}", f"q={p6}", f"o={one}"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "6 rollouts common" in out and "different noise" not in out

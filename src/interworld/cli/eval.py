@@ -60,7 +60,8 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, default=1, metavar="N",
                    help="generate N cases' rollouts at once, each under its own actions (default 1: one at a "
                         "time, as play runs). On a GPU a batch costs little more than one rollout; the speed "
-                        "figures are then per stream of the batch")
+                        "figures are then per stream of the batch. Each case draws its own noise, so its rollout "
+                        "is the same at any N")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=0, help="first case seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

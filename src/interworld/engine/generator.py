@@ -136,7 +136,7 @@ class Generator:
 
     def __init__(self, dit, cfg: ModelConfig, context: torch.Tensor, *, scheme: str | None = None,
                  steps: int | None = None, sampler: str | None = None, timesteps: list[float] | None = None,
-                 seed: int = 0, height: int | None = None, width: int | None = None, memory: bool = True,
+                 seed: int | list[int] = 0, height: int | None = None, width: int | None = None, memory: bool = True,
                  motion=None):
         self.dit, self.cfg = dit, cfg
         self.motion = motion  # a learned action-to-motion model (models/motion.py), else the fixed kinematics
@@ -151,7 +151,12 @@ class Generator:
         p = next(dit.parameters())
         self.device, self.dtype = p.device, p.dtype
         self.context = context.to(self.device)
-        self.gen = torch.Generator().manual_seed(seed)
+        # one seed: one draw for the whole batch; one seed per item: each item's noise its own, so an
+        # item's stream is the same whichever batch it runs in (eval's cases, batched or not)
+        seeds = [seed] if isinstance(seed, int) else list(seed)
+        if len(seeds) not in (1, self.context.shape[0]):
+            raise ValueError(f"{len(seeds)} seeds for a batch of {self.context.shape[0]}: give one, or one per item")
+        self.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.win = (cfg.action.windows * cfg.vae.temporal) if cfg.action is not None else 0
         # latent frames [B, C, 1, h, w]: the last few by index, older ones in the bounded memory bank
         self.recent: dict[int, torch.Tensor] = {}
@@ -244,10 +249,14 @@ class Generator:
                             self.cfg.vae.spatial, self.cfg.kinematics)
         return pl.expand(self.context.shape[0], -1, -1, -1, -1).to(self.device, self.dtype)
 
+    def _randn(self, shape) -> torch.Tensor:
+        if len(self.gens) == 1:
+            return torch.randn(shape, generator=self.gens[0])
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in self.gens])
+
     def _noise(self, n: int) -> torch.Tensor:
         c, _, h, w = self.cfg.latent_shape(1, self.height, self.width)
-        x = torch.randn(self.context.shape[0], c, n, h, w, generator=self.gen)
-        return x.to(self.device)
+        return self._randn((self.context.shape[0], c, n, h, w)).to(self.device)
 
     # ---------------------------------------------------------------- the stream
     def start(self, z0: torch.Tensor, pose: torch.Tensor | None = None, per_item: bool = False) -> None:
@@ -343,7 +352,7 @@ class Generator:
             with self.timed(f"denoise step {calls[0]}"):
                 return denoise(x, t)
 
-        kw = {"generator": self.gen} if self.sampler == "x0" else {}
+        kw = {"noise_fn": self._randn} if self.sampler == "x0" else {}
         if exit_step is not None:
             kw["exit_step"] = exit_step
         return run_sampler(self.sampler, timed_denoise, self._noise(n_new), self.ts, **kw)

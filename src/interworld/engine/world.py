@@ -235,9 +235,11 @@ class World:
         return z0, ctx
 
     @torch.no_grad()
-    def begin(self, z0: torch.Tensor, ctx: torch.Tensor, *, seed: int = 0, pose=None, per_item: bool = False) -> None:
+    def begin(self, z0: torch.Tensor, ctx: torch.Tensor, *, seed: int | list[int] = 0, pose=None,
+              per_item: bool = False) -> None:
         """The second half of `reset`: a new generator started from z0 (its size gives the frame size);
-        per_item: z0 holds several streams, each under its own actions (eval/rollout.py's `rollouts`)."""
+        per_item: z0 holds several streams, each under its own actions (eval/rollout.py's `rollouts`);
+        seed: one for the batch, or one per stream, each drawing its own noise."""
         s = self.cfg.vae.spatial
         self.gen = Generator(self.dit, self.cfg, ctx, scheme=self.scheme, steps=self.steps, seed=seed,
                              height=z0.shape[-2] * s, width=z0.shape[-1] * s, memory=self.memory, motion=self.motion)

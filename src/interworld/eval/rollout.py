@@ -22,13 +22,14 @@ def rollout(world: World, first: np.ndarray, keys: torch.Tensor, mouse: torch.Te
 
 @torch.no_grad()
 def rollouts(world: World, firsts: list[np.ndarray], keys: list[torch.Tensor], mouse: list[torch.Tensor],
-             prompt: str = "", seed: int = 0, poses=None) -> list[dict]:
+             prompt: str = "", seed: int | list[int] = 0, poses=None) -> list[dict]:
     """Several rollouts at once, one batch item per start frame, each under its own actions (the
     generator's per-item streams). On a GPU, where the small model is bound by kernel launches,
     a batch costs little more than one rollout. keys/mouse: one [T, *] per item, all of one T;
     poses: one start pose [5] per item (default: the origin).
-    Returns `rollout`'s dict per item; chunk_s are the batch's. The noise is drawn for the whole
-    batch, so an item's rollout is another sample than the same case run alone."""
+    Returns `rollout`'s dict per item; chunk_s are the batch's. seed: one per item, and each
+    item draws its own noise, so its rollout is the one it has alone with that seed; or one int,
+    a draw for the whole batch, where an item's noise depends on the batch it is in."""
     if len({k.shape[0] for k in [*keys, *mouse]}) != 1 or not len(firsts) == len(keys) == len(mouse):
         raise ValueError("rollouts need one start frame and one action script of the same length per item")
     starts = [world.encode_start(f, prompt) for f in firsts]

@@ -176,7 +176,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         results["summary"] = summarize(results, world is not None)
         results["setup"] = {**asdict(a), "fps": fps, "height": H, "width": W, "steps": steps,
                             "model": cfg.name, "scheme": world.scheme if world else None,
-                            "memory": world.memory if world else None,
+                            "memory": world.memory if world else None, "noise": "per case",
                             "torch": torch.__version__, "threads": torch.get_num_threads()}
         tmp = out / "metrics.json.tmp"
         tmp.write_text(json.dumps(results, indent=2))
@@ -199,7 +199,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         if world is not None:
             t0 = time.perf_counter()  # the group's rollouts as one batch (per-item action streams)
             gens = rollouts(world, [gt["frames"][0] for *_, gt in group], [gt["keys"] for *_, gt in group],
-                            [gt["mouse"] for *_, gt in group], PROMPT, seed=group[0][1])
+                            [gt["mouse"] for *_, gt in group], PROMPT, seed=[seed for _, seed, _ in group])
             wall = time.perf_counter() - t0
         for (map_id, seed, gt), gen in zip(group, gens):
             real = gt["frames"]
