@@ -82,9 +82,9 @@ def main(specs: list[str]) -> None:
         print(f"{len(cases)} rollouts common to all models (seeds {sorted({c[1] for c in cases})})")
         differ = [c for c in cases if len({v[2][c] for v in loaded.values() if c in v[2]}) > 1]
         if differ:
-            print(f"note: {len(differ)} of these rollouts drew different noise in different models (eval --seed, "
-                  f"--cases or --batch differ), so their differences hold the noise's too: evaluate every model "
-                  f"with the same split")
+            print(f"note: {len(differ)} of these rollouts drew different noise in different models (batched "
+                  f"evals before run 21 with other --seed, --cases or --batch), so their differences hold the "
+                  f"noise's too: evaluate them again (each case now draws its own noise)")
         for name, m in rollouts.items():
             col = {k: np.array([m[c].get(k, np.nan) for c in cases]) for k in m[cases[0]]}
             print(f"{name}: TF PSNR {col['tf_psnr'].mean():.2f}, rollout PSNR {col['rollout_psnr'].mean():.2f}, "

@@ -90,7 +90,7 @@ class DistillArgs:
     seed: int = 0
     scheme: str = "causal"  # the student's: "causal" (KV cache) or "segment" (the official, bidirectional)
     compile: bool = False  # torch.compile the blocks of all three networks (engine/accel.py)
-    regress: float = 0.0  # weight of the first chunk's regression on the real latents; 0: off
+    regress: float = 0.0  # weight of the regression on the real latents where the context is real; 0: off
 
 
 def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
