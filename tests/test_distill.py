@@ -271,6 +271,19 @@ def test_cli_names_a_missing_teacher(tmp_path, capsys):
     assert "is not a checkpoint folder" in capsys.readouterr().err
 
 
+def test_cli_names_a_negative_regression_weight(tmp_path, capsys):
+    from interworld.cli.main import main
+
+    cfg = _cfg()
+    w = World.from_config(cfg, seed=0)
+    teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    _data(tmp_path / "data", cfg)
+    assert main(["distill", "--teacher", str(teacher), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+                 "--regress", "-1", "--device", "cpu", "--quiet"]) == 2
+    assert "--regress -1.0: a weight of 0 (off) or more" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
 def test_compiled_networks_give_the_eager_losses(tmp_path, monkeypatch):
     """--compile: the student, teacher and fake score with compiled blocks (dynamo tracing every
     rollout shape, with and without gradients and a KV-cache prefix) compute the eager losses.

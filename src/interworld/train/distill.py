@@ -200,6 +200,8 @@ def _average_grads(params) -> None:
 
 
 def distill(a: DistillArgs, progress=None) -> Path:
+    if a.regress < 0:
+        raise ValueError(f"--regress {a.regress}: a weight of 0 (off) or more")
     budget = common.Budget(a.time_limit)
     device, rank, world = common.setup_distributed(a.device)
     torch.manual_seed(a.seed + rank)
