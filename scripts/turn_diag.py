@@ -22,17 +22,12 @@ import torch
 
 from interworld.data.maps import VAL
 from interworld.data.shards import ClipDataset
-from interworld.engine.world import World
+from interworld.engine.world import World, to_uint8
 from interworld.eval.run import yaw_gain
 from interworld.models.pose import relative_motion, yaw_error
 from interworld.train.fit import lead_clip_frames, split_lead
 from interworld.train.pose import load_pose
 from interworld.train.world import teacher_forced_prediction
-
-
-def _uint8(video: torch.Tensor) -> torch.Tensor:
-    """[B, 3, H, W] in [-1, 1] -> [B, H, W, 3] uint8, as the estimator reads frames."""
-    return video.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
 def turns(world: World, pose_net, val: ClipDataset, context: int, batches: int, size: int = 8) -> dict:
@@ -49,7 +44,8 @@ def turns(world: World, pose_net, val: ClipDataset, context: int, batches: int, 
             end = last_ctx + pred.shape[2]  # the last predicted frame
             a = frames[:, last_ctx]
             out["real"].append(pose_net(a, frames[:, end])[:, 0])
-            out["gen"].append(pose_net(a, _uint8(pred[:, :, -1]))[:, 0])
+            last = torch.from_numpy(to_uint8(pred[:, :, -1:].transpose(0, 2)))  # each clip's as a frame of one video
+            out["gen"].append(pose_net(a, last)[:, 0])
         pose = batch.pose.double()
         out["true"].append(relative_motion(pose[:, last_ctx], pose[:, end])[:, 0].float())
     return {n: torch.cat(v) for n, v in out.items()}
@@ -83,10 +79,10 @@ def main() -> None:
             first = r
         else:  # the same clips: the first model's gain on bootstrap resamples, against this one's
             g = np.random.default_rng(0)
-            t, d = r["true"][moving], []
+            t, mine, theirs, d = r["true"][moving], r["gen"][moving], first["gen"][moving], []
             for _ in range(1000):
                 i = torch.from_numpy(g.integers(0, len(t), len(t)))
-                d.append(yaw_gain(r["gen"][moving][i], t[i]) - yaw_gain(first["gen"][moving][i], t[i]))
+                d.append(yaw_gain(mine[i], t[i]) - yaw_gain(theirs[i], t[i]))
             line += f"; against the first model {np.mean(d):+.3f} (bootstrap standard error {np.std(d):.3f})"
         print(line, flush=True)
 
