@@ -51,6 +51,18 @@ def turns(world: World, pose_net, val: ClipDataset, context: int, batches: int, 
     return {n: torch.cat(v) for n, v in out.items()}
 
 
+def paired_gain(mine: torch.Tensor, theirs: torch.Tensor, true: torch.Tensor, n: int = 1000) -> tuple[float, float]:
+    """Yaw gain of `mine` minus that of `theirs` on the same windows, and its standard error over n
+    bootstrap resamples of the windows. The difference is the one on all windows: a gain is a ratio,
+    so the resamples' mean strays from it where one large turn dominates the denominator."""
+    g = np.random.default_rng(0)
+    d = []
+    for _ in range(n):
+        i = torch.from_numpy(g.integers(0, len(true), len(true)))
+        d.append(yaw_gain(mine[i], true[i]) - yaw_gain(theirs[i], true[i]))
+    return yaw_gain(mine, true) - yaw_gain(theirs, true), float(np.std(d))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data")
@@ -77,13 +89,9 @@ def main() -> None:
                 f"(real {err['real']:.2f}), over {int(moving.sum())} turning windows of {len(moving)} clips")
         if first is None:
             first = r
-        else:  # the same clips: the first model's gain on bootstrap resamples, against this one's
-            g = np.random.default_rng(0)
-            t, mine, theirs, d = r["true"][moving], r["gen"][moving], first["gen"][moving], []
-            for _ in range(1000):
-                i = torch.from_numpy(g.integers(0, len(t), len(t)))
-                d.append(yaw_gain(mine[i], t[i]) - yaw_gain(theirs[i], t[i]))
-            line += f"; against the first model {np.mean(d):+.3f} (bootstrap standard error {np.std(d):.3f})"
+        else:  # the same clips: this model's gain against the first's
+            d, se = paired_gain(r["gen"][moving], first["gen"][moving], r["true"][moving])
+            line += f"; against the first model {d:+.3f} (bootstrap standard error {se:.3f})"
         print(line, flush=True)
 
 

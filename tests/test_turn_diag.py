@@ -46,3 +46,18 @@ def test_turns_pairs_the_last_context_frame_with_the_last_predicted_one():
     assert torch.allclose(r["real"], torch.full((6,), float(chunk)))
     assert torch.allclose(r["true"], torch.full((6,), 1.5 * chunk))
     assert torch.isfinite(r["gen"]).all()
+
+
+def test_paired_gain_is_the_difference_on_all_windows():
+    """A gain is a ratio: with one large turn the bootstrap resamples' mean strays from the
+    difference on all windows (these windows: -0.028 against +0.000), which is what is reported."""
+    spec = importlib.util.spec_from_file_location("turn_diag", SCRIPT)
+    diag = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diag)
+    true = torch.tensor([-9.85, 11.36, 14.32, -7.37, 66.01, -15.83, -25.71, -8.39])
+    mine = torch.tensor([-14.64, -8.27, 15.58, 5.25, 23.22, -8.17, 0.31, -10.46])
+    theirs = torch.tensor([-11.91, -7.59, 12.50, 8.19, 26.82, -9.80, -0.32, -6.50])
+    d, se = diag.paired_gain(mine, theirs, true)
+    assert abs(d - (diag.yaw_gain(mine, true) - diag.yaw_gain(theirs, true))) < 1e-9 and d < -0.02
+    assert 0 < se < 1
+    assert diag.paired_gain(mine, mine, true) == (0.0, 0.0)
