@@ -1,20 +1,23 @@
 """Pool several `interworld eval` folders per model and compare models case by case.
 
-    python scripts/eval_pairs.py teacher=ev/t0,ev/t2 student=ev/s0,ev/s2 [...]
+    python scripts/eval_pairs.py [--base NAME] teacher=ev/t0,ev/t3 student=ev/s0,ev/s3 [...]
 
-Each NAME=DIR[,DIR...] gathers the metrics.json of those folders (e.g. one per --seed). Only
-the cases every model has are used, so the models are compared on the same rollouts: means
-of teacher-forced PSNR, rollout PSNR, rollout sharpness and the drift score, then, for each
-pair of models, the mean paired difference of the rollout PSNR, the drift score, the
-teacher-forced PSNR and the yaw error of action following (where a pose estimator measured it;
-the yaw gain, how far the world turns against the engine, is shown per model),
-with its standard error and how often the first is better. Revisit cases (360-degree turn, out
-and back) are compared the same way on their return-frame PSNR (e.g. memory on against off).
-Single rollouts vary widely (drift 0.05-0.84), so the pairing and the standard error say what a
-difference is worth. Until run 21 a rollout's noise depended on the batch it ran in (`eval
---seed/--cases/--batch`); where the models' common rollouts drew different noise, a note says
-so: one model evaluated twice that way differed by 0.24 dB of rollout PSNR (docs/TRAINING.md,
-runs 20-21). Evals since then draw each case's noise from its own seed, as a batch of one did.
+Each NAME=DIR[,DIR...] gathers the metrics.json of those folders (e.g. one per --seed; an eval's
+cases take the seeds SEED to SEED+CASES-1, so `--seed 0` and `--seed 3` of 3 cases are seeds 0-5,
+where `--seed 1` or `--seed 2` would add none). Only the cases every model has are used, so the
+models are compared on the same rollouts: means of teacher-forced PSNR, rollout PSNR, rollout
+sharpness and the drift score, and the rollout PSNR over spans of the rollout; then, for each
+pair of models (or each model against --base only), the mean paired difference of the rollout
+PSNR and SSIM, the drift score, the teacher-forced PSNR, the rollout sharpness and, where a pose
+estimator measured them, the yaw error and the yaw gain of action following (how far the world
+turns against the engine), with its standard error and how often the first is better. Revisit
+cases (360-degree turn, out and back) are compared the same way on their return-frame PSNR
+(e.g. memory on against off). Single rollouts vary widely (drift 0.05-0.84), so the pairing and
+the standard error say what a difference is worth. Until run 21 a rollout's noise depended on
+the batch it ran in (`eval --seed/--cases/--batch`); where the models' common rollouts drew
+different noise, a note says so: one model evaluated twice that way differed by 0.24 dB of
+rollout PSNR (docs/TRAINING.md, runs 20-21). Evals since then draw each case's noise from its
+own seed, as a batch of one did.
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ def _load(dirs: list[str]) -> tuple[dict, dict, dict]:
             r = c["rollout"]
             rollouts[(c["map"], c["seed"])] = {"tf_psnr": c["teacher_forced"]["psnr"], "rollout_psnr": r["psnr"],
                                                "sharpness": r["sharpness"], "drift": r["drift"]["drift"],
-                                               "engine_drift": c["engine_drift"]["drift"]}
+                                               "engine_drift": c["engine_drift"]["drift"],
+                                               "psnr_per_s": r.get("psnr_per_s")}
+            if "ssim" in r:
+                rollouts[(c["map"], c["seed"])]["rollout_ssim"] = r["ssim"]
             if "action_following" in c:  # only with a pose estimator (eval --pose-model)
                 af = c["action_following"]
                 rollouts[(c["map"], c["seed"])]["yaw_error"] = af["model_yaw_mae_deg"]
@@ -64,17 +70,33 @@ def _se(x: np.ndarray) -> float:
     return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
-def _pairs(models: dict, key: str, lower_is: str) -> None:
+# spans of a rollout, in bins of round(fps) frames (about seconds): the first second, the next
+# four, then the long run
+SPANS = ((0, 1), (1, 5), (5, 20), (20, 40), (40, None))
+
+
+def _spans(curves: list) -> str:
+    c = np.array(curves)
+    return " / ".join(f"{c[:, a:b].mean():.2f}" for a, b in SPANS if c.shape[1] > a)
+
+
+def _pairs(models: dict, key: str, lower_is: str, base: str | None = None) -> None:
     cases = sorted(set.intersection(*(set(m) for m in models.values())))
-    for a, b in itertools.combinations(models, 2):
+    pairs = [(base, m) for m in models if m != base] if base else itertools.combinations(models, 2)
+    for a, b in pairs:
         d = np.array([models[a][c][key] - models[b][c][key] for c in cases])
         n = int((d < 0).sum() if lower_is == "lower" else (d > 0).sum())
         print(f"  {a} - {b}: {d.mean():+.3f} (standard error {_se(d):.3f}; {a} {lower_is} in {n} of {len(d)})")
 
 
 def main(specs: list[str]) -> None:
+    base = None
+    if specs[:1] == ["--base"] and len(specs) > 1:
+        base, specs = specs[1], specs[2:]
     if len(specs) < 1 or any("=" not in s for s in specs):
         sys.exit(__doc__)
+    if base is not None and base not in [s.split("=", 1)[0] for s in specs]:
+        sys.exit(f"--base {base}: no model of that name among {[s.split('=', 1)[0] for s in specs]}")
     loaded = {s.split("=", 1)[0]: _load(s.split("=", 1)[1].split(",")) for s in specs}
     rollouts = {k: v[0] for k, v in loaded.items()}
     cases = sorted(set.intersection(*(set(m) for m in rollouts.values())))
@@ -86,20 +108,30 @@ def main(specs: list[str]) -> None:
                   f"evals before run 21 with other --seed, --cases or --batch), so their differences hold the "
                   f"noise's too: evaluate them again (each case now draws its own noise)")
         for name, m in rollouts.items():
-            col = {k: np.array([m[c].get(k, np.nan) for c in cases]) for k in m[cases[0]]}
+            col = {k: np.array([m[c].get(k, np.nan) for c in cases]) for k in m[cases[0]] if k != "psnr_per_s"}
             print(f"{name}: TF PSNR {col['tf_psnr'].mean():.2f}, rollout PSNR {col['rollout_psnr'].mean():.2f}, "
                   f"sharpness {col['sharpness'].mean():.2f}, drift {col['drift'].mean():.3f} "
                   f"(median {np.median(col['drift']):.3f}, standard error {_se(col['drift']):.3f}); "
                   f"engine drift {col['engine_drift'].mean():.3f}"
                   + (f"; yaw error {col['yaw_error'].mean():.2f}" if "yaw_error" in col else "")
                   + (f", yaw gain {np.nanmean(col['yaw_gain']):.2f}" if "yaw_gain" in col else ""))
+        curves = [m[c]["psnr_per_s"] for c in cases for m in rollouts.values()]
+        if all(curves) and len({len(c) for c in curves}) == 1:
+            n = len(curves[0])
+            spans = ", ".join(f"{a}-{min(b or n, n)}" for a, b in SPANS if n > a)
+            print(f"rollout PSNR over seconds {spans}:")
+            for name, m in rollouts.items():
+                print(f"  {name}: {_spans([m[c]['psnr_per_s'] for c in cases])}")
         common = {k: {c: m[c] for c in cases} for k, m in rollouts.items()}
-        for key, label, better in (("rollout_psnr", "rollout PSNR", "higher"), ("drift", "drift", "lower"),
+        for key, label, better in (("rollout_psnr", "rollout PSNR", "higher"),
+                                   ("rollout_ssim", "rollout SSIM", "higher"), ("drift", "drift", "lower"),
                                    ("tf_psnr", "teacher-forced PSNR", "higher"),
-                                   ("yaw_error", "yaw error (deg per gap)", "lower")):
+                                   ("sharpness", "rollout sharpness", "higher"),
+                                   ("yaw_error", "yaw error (deg per gap)", "lower"),
+                                   ("yaw_gain", "yaw gain", "higher")):
             if all(key in c for m in common.values() for c in m.values()):
                 print(f"{label}, paired:")
-                _pairs(common, key, better)
+                _pairs(common, key, better, base)
     revisits = {k: v[1] for k, v in loaded.items()}
     for script in sorted({c[0] for m in revisits.values() for c in m}):
         models = {k: {c: v for c, v in m.items() if c[0] == script} for k, m in revisits.items()}
@@ -109,7 +141,7 @@ def main(specs: list[str]) -> None:
         means = ", ".join(f"{k} {np.mean([m[c]['psnr'] for c in common]):.2f}" for k, m in models.items())
         engine = np.mean([next(iter(models.values()))[c]["engine"] for c in common])
         print(f"{script}, return-frame PSNR over {len(common)} cases: {means} (engine {engine:.2f}); paired:")
-        _pairs({k: {c: m[c] for c in common} for k, m in models.items()}, "psnr", "higher")
+        _pairs({k: {c: m[c] for c in common} for k, m in models.items()}, "psnr", "higher", base)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _metrics(folder: Path, drifts: dict, turns: dict, psnr: float = 20.0, yaws: dict | None = None) -> str:
     folder.mkdir(parents=True)
     cases = [{"map": "m", "seed": s, "teacher_forced": {"psnr": 24.0}, "engine_drift": {"drift": 0.5},
-              "rollout": {"psnr": psnr + s, "sharpness": 10.0, "drift": {"drift": d}}} for s, d in drifts.items()]
+              "rollout": {"psnr": psnr + s, "ssim": (psnr + s) / 40, "sharpness": 10.0, "drift": {"drift": d}}}
+             for s, d in drifts.items()]
     for c in cases if yaws else []:
         c["action_following"] = {"model_yaw_mae_deg": yaws[c["seed"]], "model_yaw_gain": 0.1 * yaws[c["seed"]]}
     revisits = [{"script": "turn_360", "map": "m", "seed": s, "model_psnr": p, "engine_psnr": 25.0}
@@ -42,8 +43,8 @@ def test_pairs_rollout_psnr_and_yaw_error(tmp_path):
     sections = out.split("paired:")
     assert sections[0].endswith("rollout PSNR, ")
     assert "a - b: +1.000 (standard error 0.000; a higher in 2 of 2)" in sections[1]
-    assert "yaw error (deg per gap), " in out
-    assert "a - b: -1.500 (standard error 0.500; a lower in 2 of 2)" in sections[-1]
+    yaw = out.split("yaw error (deg per gap), paired:")[1].split("paired:")[0]
+    assert "a - b: -1.500 (standard error 0.500; a lower in 2 of 2)" in yaw
 
 
 def test_notes_rollouts_that_drew_different_noise(tmp_path):
@@ -73,3 +74,34 @@ def test_notes_rollouts_that_drew_different_noise(tmp_path):
     out = subprocess.run(run + [f"p={p0},{p3}", f"q={p6}", f"o={one}"], capture_output=True, text=True,
                          check=True).stdout
     assert "6 rollouts common" in out and "different noise" not in out
+
+
+def test_base_pairs_each_model_with_it_only_and_spans_are_printed(tmp_path):
+    def with_curves(folder, curve):
+        m = json.loads((Path(folder) / "metrics.json").read_text())
+        for c in m["cases"]:
+            c["rollout"]["psnr_per_s"] = [v + c["seed"] for v in curve]
+        (Path(folder) / "metrics.json").write_text(json.dumps(m))
+        return folder
+
+    yaws = {0: 10.0, 1: 12.0}
+    t = with_curves(_metrics(tmp_path / "t", {0: 0.1, 1: 0.4}, {}, yaws=yaws), [24.0] + [20.0] * 44)
+    a = with_curves(_metrics(tmp_path / "a", {0: 0.1, 1: 0.4}, {}, psnr=21.0, yaws={0: 9.0, 1: 11.0}),
+                    [25.0] * 5 + [21.0] * 40)
+    b = with_curves(_metrics(tmp_path / "b", {0: 0.2, 1: 0.2}, {}, psnr=19.0, yaws=yaws), [23.0] * 45)
+    run = [sys.executable, str(ROOT / "scripts/eval_pairs.py")]
+    out = subprocess.run(run + ["--base", "t", f"t={t}", f"a={a}", f"b={b}"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "a - b" not in out  # only pairs with the base
+    assert "t - a: -1.000 (standard error 0.000; t higher in 0 of 2)" in out  # rollout PSNR
+    assert "rollout PSNR over seconds 0-1, 1-5, 5-20, 20-40, 40-45:" in out
+    # seeds 0 and 1 add 0 and 1 to every bin: the span means are the curves' plus 0.5
+    assert "  t: 24.50 / 20.50 / 20.50 / 20.50 / 20.50" in out
+    assert "  a: 25.50 / 25.50 / 21.50 / 21.50 / 21.50" in out
+    assert "yaw gain, paired:\n  t - a: +0.100 (standard error 0.000; t higher in 2 of 2)\n  t - b: +0.000" in out
+    assert "rollout sharpness, paired:" in out and "rollout SSIM, paired:\n  t - a: -0.025" in out
+    everyone = subprocess.run(run + [f"t={t}", f"a={a}", f"b={b}"], capture_output=True, text=True,
+                              check=True).stdout
+    assert "a - b: +2.000" in everyone  # without --base, every pair
+    bad = subprocess.run(run + ["--base", "x", f"t={t}", f"a={a}"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--base x: no model of that name" in bad.stderr

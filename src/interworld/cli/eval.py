@@ -63,7 +63,9 @@ def add_parser(sub):
                         "figures are then per stream of the batch. Each case draws its own noise, so its rollout "
                         "is the same at any N")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--seed", type=int, default=0, help="first case seed (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="first case seed: the cases of a map take SEED to SEED+CASES-1, so to add new cases to "
+                   "an earlier eval, start after its last (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
