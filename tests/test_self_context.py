@@ -126,3 +126,20 @@ def test_teacher_forcing_can_show_the_dit_another_clips_sink():
     assert torch.allclose(swapped[1], base[1], atol=1e-6)
     for i in (0, 2):
         assert (swapped[i] - base[i]).abs().max() > 1e-3  # 0.0095 here
+
+
+def test_teacher_forced_prediction_keeps_no_graph():
+    """The sampler's steps must not chain autograd graphs through trainable weights: `eval --steps 30`
+    ran out of 24 GB that way (eval and training's validation call it outside no_grad)."""
+    from interworld.engine.world import World
+    from interworld.train.world import teacher_forced_prediction
+
+    w = World.from_config(get_preset("tiny"))
+    assert any(p.requires_grad for p in w.dit.parameters())
+    cfg, n = w.cfg, 1 + 3 * w.cfg.vae.temporal
+    frames = torch.randint(0, 256, (1, n, cfg.height, cfg.width, 3), generator=torch.Generator().manual_seed(0),
+                           dtype=torch.uint8)
+    batch = WorldBatch(frames, torch.zeros(1, n, 6), torch.zeros(1, n, 2), torch.zeros(1, n, 5), ["a"])
+    pred, real = teacher_forced_prediction(w.dit, w.vae, w.text_encoder, batch, cfg, "causal", "cpu",
+                                           context_latents=2, steps=3)
+    assert pred.shape == real.shape and not pred.requires_grad and pred.grad_fn is None

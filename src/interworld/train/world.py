@@ -249,6 +249,7 @@ def stream_latents(vae, frames: torch.Tensor, lead: int) -> tuple[torch.Tensor, 
     return torch.cat([img, seq[:, :, lead + 1:]], 2), seq[:, :, :lead + 1]
 
 
+@torch.no_grad()  # a sampler: each step's graph would chain to the next (eval, validation)
 def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, scheme: str, device,
                               context_latents: int, steps: int = 8, seed: int = 0,
                               lead: torch.Tensor | None = None,
