@@ -156,6 +156,20 @@ def test_regression_pulls_the_chunks_with_real_context_to_the_real_latents(schem
     assert regression_loss(x, z, cfg, first_only=False).item() == pytest.approx((2 * 1 + 4 * 25) / 6)
 
 
+def test_pooled_regression_sees_the_block_means_only():
+    """--regress-pool 2: detail within a 2x2 block of latents is DMD's; the block's mean is the anchor's."""
+    cfg = dataclasses.replace(_cfg(), chunk_latents=2)
+    z = torch.randn(2, 4, 5, 4, 6)
+    x = z[:, :, 1:].clone()
+    checker = (torch.arange(4)[:, None] + torch.arange(6)[None]) % 2 * 2.0 - 1.0  # +-1, mean 0 in every 2x2 block
+    x[:, :, :2] += checker
+    assert regression_loss(x, z, cfg).item() == pytest.approx(1.0)
+    assert regression_loss(x, z, cfg, pool=2).item() == pytest.approx(0.0, abs=1e-12)
+    x[:, :, :2] += 0.5  # a shift of the block means is seen at any pooling
+    assert regression_loss(x, z, cfg, pool=2).item() == pytest.approx(0.25)
+    assert regression_loss(x, z, cfg).item() == pytest.approx(1.25)
+
+
 def test_without_self_rollout_each_item_sees_its_own_real_latents():
     cfg = _cfg()
     dit, ctx, z, t_frames = _two_items(cfg)
@@ -220,7 +234,7 @@ def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
 
 @pytest.mark.parametrize("switches", [dict(self_rollout=False), dict(error_buffer=8), dict(scheme="segment"),
                                       dict(scheme="segment", self_rollout=False, error_buffer=8), dict(regress=1.0),
-                                      dict(regress=1.0, self_rollout=False)])
+                                      dict(regress=1.0, self_rollout=False), dict(regress=1.0, regress_pool=2)])
 def test_each_switch_runs(tmp_path, switches):
     cfg = _cfg()
     w = World.from_config(cfg, seed=0)
@@ -271,7 +285,10 @@ def test_cli_names_a_missing_teacher(tmp_path, capsys):
     assert "is not a checkpoint folder" in capsys.readouterr().err
 
 
-def test_cli_names_a_negative_regression_weight(tmp_path, capsys):
+@pytest.mark.parametrize("flag,says", [(["--regress", "-1"], "--regress -1.0: a weight of 0 (off) or more"),
+                                       (["--regress", "1", "--regress-pool", "3"],
+                                        "--regress-pool 3: 1 or a divisor of both sides of this model's 8x8 latents")])
+def test_cli_names_a_bad_regression_setting(tmp_path, capsys, flag, says):
     from interworld.cli.main import main
 
     cfg = _cfg()
@@ -279,8 +296,8 @@ def test_cli_names_a_negative_regression_weight(tmp_path, capsys):
     teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
     _data(tmp_path / "data", cfg)
     assert main(["distill", "--teacher", str(teacher), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
-                 "--regress", "-1", "--device", "cpu", "--quiet"]) == 2
-    assert "--regress -1.0: a weight of 0 (off) or more" in capsys.readouterr().err
+                 *flag, "--device", "cpu", "--quiet"]) == 2
+    assert says in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before anything is written
 
 

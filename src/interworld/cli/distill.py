@@ -17,6 +17,7 @@ measured with `interworld eval`.
   interworld distill ... --error-buffer 1024        # with the error buffer
   interworld distill ... --scheme segment           # the official scheme's student
   interworld distill ... --regress 0.2              # plus the first chunk regressed on the engine's
+  interworld distill ... --regress 3 --regress-pool 2   # the same on 2x2 means: layout, not detail
 
 Several GPUs: torchrun --nproc_per_node N -m interworld.cli.main distill ...
 Runs resume from OUT; the student in OUT is a world checkpoint (generate/play/eval take it)."""
@@ -44,6 +45,10 @@ def add_parser(sub):
     p.add_argument("--regress", type=float, default=0.0, metavar="W",
                    help="add W x the MSE against the real latents of the chunks whose context is real (the "
                         "first; with --no-self-rollout every chunk) to the student's loss (default 0: off)")
+    p.add_argument("--regress-pool", type=int, default=1, metavar="P",
+                   help="regress P x P spatial averages of the latents only: the anchor holds the scene's layout "
+                        "and colours and leaves finer detail to DMD, where the full regression keeps the few-step "
+                        "blur (default 1: every latent)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the DiT blocks of the student, teacher and fake score (fewer, fused kernels; "
                         "the first updates compile)")
@@ -72,7 +77,7 @@ def run(args) -> int:
                     fake_steps=args.fake_steps, self_rollout=not args.no_self_rollout,
                     error_buffer=args.error_buffer, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
                     log_every=args.log_every, device=args.device, seed=args.seed, scheme=args.scheme,
-                    compile=args.compile, regress=args.regress)
+                    compile=args.compile, regress=args.regress, regress_pool=args.regress_pool)
     try:
         with step_bar("distill", args.steps, "dmd", args.quiet) as update:
             out = distill(a, progress=lambda s, n, m: update(s, m.get("dmd", 0.0)))

@@ -26,7 +26,10 @@ where the teacher and fake score then judge the rollout bidirectionally. Each it
 5. regression (switch, `regress`): the first chunk, whose context is the real start latent, is
    also pulled by MSE toward the real latents that follow it, to keep the student on the
    engine's scene where DMD alone lets it paint textures of its own (runs 13 to 16; run 21).
-   Without self-rollout every chunk's context is real, and every chunk is pulled.
+   Without self-rollout every chunk's context is real, and every chunk is pulled. The pull is
+   toward the mean of what may follow, so it also keeps the few-step blur that DMD would remove
+   (run 22); `regress_pool` P applies it to P x P averages of the latents only: the layout and
+   colours of the scene, leaving finer detail to DMD.
 
 One rollout serves a batch of clips, each item under its own recorded actions (the
 generator's per-item streams), so its real latents are its ground truth and, without
@@ -91,6 +94,7 @@ class DistillArgs:
     scheme: str = "causal"  # the student's: "causal" (KV cache) or "segment" (the official, bidirectional)
     compile: bool = False  # torch.compile the blocks of all three networks (engine/accel.py)
     regress: float = 0.0  # weight of the regression on the real latents where the context is real; 0: off
+    regress_pool: int = 1  # the regression on P x P spatial averages of the latents (1: every latent)
 
 
 def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
@@ -107,13 +111,17 @@ def first_chunk_latents(cfg: ModelConfig) -> int:
 
 
 def regression_loss(x0_gen: torch.Tensor, z_real: torch.Tensor, cfg: ModelConfig,
-                    first_only: bool = True) -> torch.Tensor:
+                    first_only: bool = True, pool: int = 1) -> torch.Tensor:
     """MSE of the rollout's chunks whose context is real against the real latents that follow
     under the same actions. With self-rollout only the first chunk's context is real: later
     chunks continue the student's own output, where a real target teaches hedging (self-context
-    runs 19 and 20 turned less). Without it (first_only=False) every chunk's context is real."""
+    runs 19 and 20 turned less). Without it (first_only=False) every chunk's context is real.
+    pool P > 1: the MSE of the latents' means over P x P blocks, blind to detail within a block."""
     n = first_chunk_latents(cfg) if first_only else x0_gen.shape[2]
-    return F.mse_loss(x0_gen[:, :, :n].float(), z_real[:, :, 1:1 + n].float())
+    gen, real = x0_gen[:, :, :n].float(), z_real[:, :, 1:1 + n].float()
+    if pool > 1:
+        gen, real = F.avg_pool3d(gen, (1, pool, pool)), F.avg_pool3d(real, (1, pool, pool))
+    return F.mse_loss(gen, real)
 
 
 def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *, chunks: int, seed: int,
@@ -202,17 +210,21 @@ def _average_grads(params) -> None:
 def distill(a: DistillArgs, progress=None) -> Path:
     if a.regress < 0:
         raise ValueError(f"--regress {a.regress}: a weight of 0 (off) or more")
+    cfg, _ = read_config(a.teacher)
+    if a.scheme not in ("causal", "segment"):
+        raise ValueError(f"unknown scheme {a.scheme!r}: use 'causal' or 'segment'")
+    if a.scheme == "causal" and cfg.chunk_latents < 1:
+        raise ValueError("a causal student needs chunks of at least one latent frame")
+    lat = (cfg.height // cfg.vae.spatial, cfg.width // cfg.vae.spatial)
+    if a.regress_pool < 1 or lat[0] % a.regress_pool or lat[1] % a.regress_pool:
+        raise ValueError(f"--regress-pool {a.regress_pool}: 1 or a divisor of both sides of this model's "
+                         f"{lat[0]}x{lat[1]} latents")
     budget = common.Budget(a.time_limit)
     device, rank, world = common.setup_distributed(a.device)
     torch.manual_seed(a.seed + rank)
     run = Path(a.out)
     run.mkdir(parents=True, exist_ok=True)
     resume = (run / "config.json").is_file() and (run / "fake.safetensors").is_file()
-    cfg, _ = read_config(a.teacher)
-    if a.scheme not in ("causal", "segment"):
-        raise ValueError(f"unknown scheme {a.scheme!r}: use 'causal' or 'segment'")
-    if a.scheme == "causal" and cfg.chunk_latents < 1:
-        raise ValueError("a causal student needs chunks of at least one latent frame")
     tensors = load_tensors(a.teacher)
     vae = CausalVAE(cfg.vae).to(device).requires_grad_(False).eval()
     load_into(vae, tensors, "vae", a.teacher)
@@ -257,7 +269,8 @@ def distill(a: DistillArgs, progress=None) -> Path:
     log = common.Logger(run)
     if common.is_main() and not resume:
         log.log(step_n, train_frames=clips.frames, world_size=world, self_rollout=a.self_rollout,
-                error_buffer=a.error_buffer, student_steps=a.student_steps, regress=a.regress, lr=a.lr)
+                error_buffer=a.error_buffer, student_steps=a.student_steps, regress=a.regress,
+                regress_pool=a.regress_pool, lr=a.lr)
 
     def checkpoint():
         if errors is not None:
@@ -267,7 +280,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
         save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": text},
                         extra={"kind": "student", "teacher": str(a.teacher), "step": step_n,
                                "self_rollout": a.self_rollout, "error_buffer": a.error_buffer,
-                               "regress": a.regress})
+                               "regress": a.regress, "regress_pool": a.regress_pool})
         tmp = run / "fake.safetensors.tmp"
         save_file({f"dit.{k}": v.detach().cpu().contiguous() for k, v in fake.state_dict().items()}, str(tmp))
         os.replace(tmp, run / "fake.safetensors")
@@ -321,7 +334,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
         with amp:
             ls, dm = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
         if a.regress > 0:
-            reg = regression_loss(x0_gen, z, scfg, first_only=a.self_rollout)
+            reg = regression_loss(x0_gen, z, scfg, first_only=a.self_rollout, pool=a.regress_pool)
             ls = ls + a.regress * reg
             dm["regress"] = reg.detach()
         opt_s.zero_grad(set_to_none=True)
