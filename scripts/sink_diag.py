@@ -37,10 +37,9 @@ def losses(world: World, val: ClipDataset, context: int, batches: int, size: int
         batch, lead = split_lead(val.fixed(size, seed=1 + s), cfg)  # the clip's latents as deep in a stream
         per = []
         for sink_from in (None, torch.arange(size).roll(1)):  # clip i sees clip i-1's sink
-            with torch.no_grad():
-                pred, real = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, batch, cfg,
-                                                       world.scheme, world.device, context_latents=context,
-                                                       steps=cfg.steps, lead=lead, sink_from=sink_from)
+            pred, real = teacher_forced_prediction(world.dit, world.vae, world.text_encoder, batch, cfg,
+                                                   world.scheme, world.device, context_latents=context,
+                                                   steps=cfg.steps, lead=lead, sink_from=sink_from)
             per.append(torch.tensor([float(psnr(pred[i:i + 1], real[i:i + 1])) for i in range(size)]))
         out.append(torch.stack(per, 1))
     return torch.cat(out)

@@ -115,9 +115,8 @@ def test_teacher_forcing_can_show_the_dit_another_clips_sink():
                        ["a"] * 3)
 
     def predict(sink_from=None):
-        with torch.no_grad():
-            return teacher_forced_prediction(w.dit, w.vae, w.text_encoder, batch, cfg, "causal", "cpu",
-                                             context_latents=2, steps=2, sink_from=sink_from)[0]
+        return teacher_forced_prediction(w.dit, w.vae, w.text_encoder, batch, cfg, "causal", "cpu",
+                                         context_latents=2, steps=2, sink_from=sink_from)[0]
 
     base = predict()
     # the same start frame is the same sink: had a later latent of clip 1 come along, clip 0 would change

@@ -215,7 +215,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
         raise ValueError(f"unknown scheme {a.scheme!r}: use 'causal' or 'segment'")
     if a.scheme == "causal" and cfg.chunk_latents < 1:
         raise ValueError("a causal student needs chunks of at least one latent frame")
-    lat = (cfg.height // cfg.vae.spatial, cfg.width // cfg.vae.spatial)
+    lat = cfg.latent_shape(1)[2:]
     if a.regress_pool < 1 or lat[0] % a.regress_pool or lat[1] % a.regress_pool:
         raise ValueError(f"--regress-pool {a.regress_pool}: 1 or a divisor of both sides of this model's "
                          f"{lat[0]}x{lat[1]} latents")
