@@ -3,7 +3,9 @@
 # machine's GPUs in turn, with the decoder fine-tune beside them. At the small model's size each
 # process is bound by kernel launches (one CPU core), so several share a card at little cost to each.
 #
-# Usage: scripts/distill_gpu.sh OUT_DIR SECONDS [TEACHER]
+# Usage: scripts/distill_gpu.sh OUT_DIR SECONDS TEACHER
+#   TEACHER is a world model (train world): since run 23 the shipped model is a student, and its
+#   teacher is in git history (docs/TRAINING.md, "Plan for the next leases").
 #   records start images and actions (MAP01-18), runs the variants of $VARIANTS for SECONDS
 #   each (in parallel), then writes to OUT_DIR, each file < 16 MiB:
 #     NAME.tgz         each student's DiT in 8 bits (fp16_copy.py --only dit.) with config and log;
@@ -21,7 +23,7 @@
 #      COMPILE (1: torch.compile the blocks; default eager: compiling costs about 400 s of the first
 #      call for 0.53 updates per second against 0.41, which pays back after about 23 minutes; run 21)
 set -euo pipefail
-out=${1:?OUT_DIR}; secs=${2:?SECONDS}; teacher=${3:-src/interworld/assets/small}
+out=${1:?OUT_DIR}; secs=${2:?SECONDS}; teacher=${3:?TEACHER}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 iw() { python3 -m interworld.cli.main "$@"; }

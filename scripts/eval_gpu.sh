@@ -4,7 +4,7 @@
 # OUT_DIR/eval.tgz (in 15 MB parts, eval.tgz.partNN, when larger).
 #
 # Usage: scripts/eval_gpu.sh OUT_DIR POSE_MODEL NAME=CHECKPOINT[@EVAL ARGS] ...
-#   e.g. teacher=src/interworld/assets/small  teacher10=src/interworld/assets/small@--steps 10
+#   e.g. shipped=src/interworld/assets/small  shipped10=src/interworld/assets/small@--steps 10
 # A student folder from scripts/distill_gpu.sh (/tmp/runs/NAME) is evaluated with the
 # fine-tuned decoder of /tmp/runs/decoder where there is one.
 # Env: EVAL_ARGS (for every eval; default: the validation maps, 60 s, 2 cases each), EVAL_DEVICE,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 3's sharpness run on a 4-GPU machine: adversarial fine-tunes of the VAE decoder beside
-# more training of the world model, from the model that ships (nothing to carry but the
+# more training of the world model, from a world checkpoint in the tree (nothing to carry but the
 # ViZDoom wheel). The decoder, not the DiT, was what blurred every frame (docs/TRAINING.md, run 9).
 #   GPU 0, 1: `train decoder --width 1 --history 12 --adversarial W`, W from $ADV (default "0.5 1")
 #   GPU 2, 3: `train world` continued (torchrun, 2 processes), resumable in /tmp/runs/world
@@ -14,13 +14,14 @@
 #
 # Usage: scripts/sharpen_gpu.sh OUT_DIR SECONDS
 # Env: FRAMES (training frames to record, default 150000), WORLD_STEPS / DEC_STEPS (cosine schedule
-#      lengths, default 8000 / 6000), ADV, BASE (the checkpoint to start from, default the shipped model)
+#      lengths, default 8000 / 6000), ADV, BASE (the world checkpoint to start from; since run 23
+#      the shipped model is a distilled student, its teacher is in git history: docs/TRAINING.md)
 set -euo pipefail
 out=${1:?OUT_DIR}; secs=${2:?SECONDS}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lease_data.sh
 source "$root/scripts/lease_data.sh"
-base=${BASE:-$root/src/interworld/assets/small}
+base=${BASE:?BASE: a world checkpoint to start from}
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 iw() { python3 -m interworld.cli.main "$@"; }
 data=/tmp/doom; runs=/tmp/runs

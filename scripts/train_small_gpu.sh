@@ -12,8 +12,8 @@
 # Usage: scripts/train_small_gpu.sh OUT_DIR [VAE_SECONDS] [WORLD_SECONDS] [RESUME_DIR] [DISTILL_SECONDS]
 # VAE_SECONDS 0 with a VAE already in /tmp/runs/vae (scripts/vae_sweep_gpu.sh's winner): train the
 #   world on it.
-# INIT: a world checkpoint to continue with a schedule of its own (e.g. src/interworld/assets/small,
-#   whose 8-bit weights load as floats): no VAE is trained.
+# INIT: a world checkpoint to continue with a schedule of its own (e.g. the shipped model's teacher,
+#   whose 8-bit weights load as floats; docs/TRAINING.md, run 23): no VAE is trained.
 # WORLD_SECONDS 0: a VAE-only lease; OUT_DIR gets the VAE as vae_fp16.partNN, report.tgz
 #   (scripts/vae_report.py: PSNR, sharpness and strips deep in a stream) and vae_meta.tgz.
 # Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),

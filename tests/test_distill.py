@@ -301,6 +301,21 @@ def test_cli_names_a_bad_regression_setting(tmp_path, capsys, flag, says):
     assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
+def test_cli_refuses_a_student_as_teacher(tmp_path, capsys):
+    # the shipped model is now a student: distilling from it by mistake must stop at once
+    from interworld.cli.main import main
+
+    cfg = _cfg()
+    w = World.from_config(cfg, seed=0)
+    nets = {"dit": w.dit, "vae": w.vae, "text": w.text_encoder}
+    student = save_checkpoint(tmp_path / "s", cfg, nets, extra={"kind": "student", "teacher": "runs/world"})
+    _data(tmp_path / "data", cfg)
+    assert main(["distill", "--teacher", str(student), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+                 "--device", "cpu", "--quiet"]) == 2
+    assert "is a distilled student (teacher runs/world)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_compiled_networks_give_the_eager_losses(tmp_path, monkeypatch):
     """--compile: the student, teacher and fake score with compiled blocks (dynamo tracing every
     rollout shape, with and without gradients and a KV-cache prefix) compute the eager losses.

@@ -210,7 +210,10 @@ def _average_grads(params) -> None:
 def distill(a: DistillArgs, progress=None) -> Path:
     if a.regress < 0:
         raise ValueError(f"--regress {a.regress}: a weight of 0 (off) or more")
-    cfg, _ = read_config(a.teacher)
+    cfg, meta = read_config(a.teacher)
+    if meta.get("kind") == "student":  # its 3-step sampler is no score model for DMD to match
+        raise ValueError(f"--teacher {a.teacher} is a distilled student (teacher {meta.get('teacher')}): "
+                         "distil from a world model (interworld train world)")
     if a.scheme not in ("causal", "segment"):
         raise ValueError(f"unknown scheme {a.scheme!r}: use 'causal' or 'segment'")
     if a.scheme == "causal" and cfg.chunk_latents < 1:
