@@ -95,9 +95,10 @@ def main(specs: list[str]) -> None:
         base, specs = specs[1], specs[2:]
     if len(specs) < 1 or any("=" not in s for s in specs):
         sys.exit(__doc__)
-    if base is not None and base not in [s.split("=", 1)[0] for s in specs]:
-        sys.exit(f"--base {base}: no model of that name among {[s.split('=', 1)[0] for s in specs]}")
-    loaded = {s.split("=", 1)[0]: _load(s.split("=", 1)[1].split(",")) for s in specs}
+    named = dict(s.split("=", 1) for s in specs)
+    if base is not None and base not in named:
+        sys.exit(f"--base {base}: no model of that name among {list(named)}")
+    loaded = {name: _load(dirs.split(",")) for name, dirs in named.items()}
     rollouts = {k: v[0] for k, v in loaded.items()}
     cases = sorted(set.intersection(*(set(m) for m in rollouts.values())))
     if cases:
