@@ -1,6 +1,6 @@
 """Pool several `interworld eval` folders per model and compare models case by case.
 
-    python scripts/eval_pairs.py [--base NAME] teacher=ev/t0,ev/t3 student=ev/s0,ev/s3 [...]
+    python scripts/eval_pairs.py [--base NAME] [--pool A:B,C:D ...] teacher=ev/t0,ev/t3 student=ev/s0,ev/s3 [...]
 
 Each NAME=DIR[,DIR...] gathers the metrics.json of those folders (e.g. one per --seed; an eval's
 cases take the seeds SEED to SEED+CASES-1, so `--seed 0` and `--seed 3` of 3 cases are seeds 0-5,
@@ -12,7 +12,10 @@ PSNR and SSIM, the drift score, the teacher-forced PSNR, the rollout sharpness a
 estimator measured them, the yaw error and the yaw gain of action following (how far the world
 turns against the engine), with its standard error and how often the first is better. Revisit
 cases (360-degree turn, out and back) are compared the same way on their return-frame PSNR
-(e.g. memory on against off). Single rollouts vary widely (drift 0.05-0.84), so the pairing and
+(e.g. memory on against off). `--pool e1:b1,e2:b2` pools one change made at several training
+seeds: for each case the mean of e1 - b1 and e2 - b2, then their mean, standard error and sign
+count over the cases, for every measure (run 24's error buffer on against off at seeds 1 and
+2). Single rollouts vary widely (drift 0.05-0.84), so the pairing and
 the standard error say what a difference is worth. Until run 21 a rollout's noise depended on
 the batch it ran in (`eval --seed/--cases/--batch`); where the models' common rollouts drew
 different noise, a note says so: one model evaluated twice that way differed by 0.24 dB of
@@ -89,15 +92,37 @@ def _pairs(models: dict, key: str, lower_is: str, base: str | None = None) -> No
         print(f"  {a} - {b}: {d.mean():+.3f} (standard error {_se(d):.3f}; {a} {lower_is} in {n} of {len(d)})")
 
 
+def _pooled(rollouts: dict, pairs: list[tuple[str, str]], cases: list, measures) -> None:
+    label = ",".join(f"{a}:{b}" for a, b in pairs)
+    print(f"pooled {label}, the per-case mean of {' and '.join(f'{a} - {b}' for a, b in pairs)}:")
+    for key, name, better in measures:
+        if not all(key in rollouts[m][c] for p in pairs for m in p for c in cases):
+            continue
+        d = np.array([np.mean([rollouts[a][c][key] - rollouts[b][c][key] for a, b in pairs]) for c in cases])
+        n = int((d < 0).sum() if better == "lower" else (d > 0).sum())
+        print(f"  {name}: {d.mean():+.3f} (standard error {_se(d):.3f}; {better} in {n} of {len(d)})")
+
+
+MEASURES = (("rollout_psnr", "rollout PSNR", "higher"), ("rollout_ssim", "rollout SSIM", "higher"),
+            ("drift", "drift", "lower"), ("tf_psnr", "teacher-forced PSNR", "higher"),
+            ("sharpness", "rollout sharpness", "higher"), ("yaw_error", "yaw error (deg per gap)", "lower"),
+            ("yaw_gain", "yaw gain", "higher"))
+
+
 def main(specs: list[str]) -> None:
-    base = None
-    if specs[:1] == ["--base"] and len(specs) > 1:
-        base, specs = specs[1], specs[2:]
-    if len(specs) < 1 or any("=" not in s for s in specs):
+    base, pools = None, []
+    while specs[:1] in (["--base"], ["--pool"]) and len(specs) > 1:
+        if specs[0] == "--base":
+            base = specs[1]
+        else:
+            pools.append([tuple(p.split(":", 1)) for p in specs[1].split(",")])
+        specs = specs[2:]
+    if len(specs) < 1 or any("=" not in s for s in specs) or any(len(p) != 2 for q in pools for p in q):
         sys.exit(__doc__)
     named = dict(s.split("=", 1) for s in specs)
-    if base is not None and base not in named:
-        sys.exit(f"--base {base}: no model of that name among {list(named)}")
+    for flag, name in [("--base", base)] * (base is not None) + [("--pool", m) for q in pools for p in q for m in p]:
+        if name not in named:
+            sys.exit(f"{flag} {name}: no model of that name among {list(named)}")
     loaded = {name: _load(dirs.split(",")) for name, dirs in named.items()}
     rollouts = {k: v[0] for k, v in loaded.items()}
     cases = sorted(set.intersection(*(set(m) for m in rollouts.values())))
@@ -124,15 +149,12 @@ def main(specs: list[str]) -> None:
             for name, m in rollouts.items():
                 print(f"  {name}: {_spans([m[c]['psnr_per_s'] for c in cases])}")
         common = {k: {c: m[c] for c in cases} for k, m in rollouts.items()}
-        for key, label, better in (("rollout_psnr", "rollout PSNR", "higher"),
-                                   ("rollout_ssim", "rollout SSIM", "higher"), ("drift", "drift", "lower"),
-                                   ("tf_psnr", "teacher-forced PSNR", "higher"),
-                                   ("sharpness", "rollout sharpness", "higher"),
-                                   ("yaw_error", "yaw error (deg per gap)", "lower"),
-                                   ("yaw_gain", "yaw gain", "higher")):
+        for key, label, better in MEASURES:
             if all(key in c for m in common.values() for c in m.values()):
                 print(f"{label}, paired:")
                 _pairs(common, key, better, base)
+        for pairs in pools:
+            _pooled(rollouts, pairs, cases, MEASURES)
     revisits = {k: v[1] for k, v in loaded.items()}
     for script in sorted({c[0] for m in revisits.values() for c in m}):
         models = {k: {c: v for c, v in m.items() if c[0] == script} for k, m in revisits.items()}

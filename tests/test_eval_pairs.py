@@ -105,3 +105,21 @@ def test_base_pairs_each_model_with_it_only_and_spans_are_printed(tmp_path):
     assert "a - b: +2.000" in everyone  # without --base, every pair
     bad = subprocess.run(run + ["--base", "x", f"t={t}", f"a={a}"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--base x: no model of that name" in bad.stderr
+
+
+def test_pool_averages_one_change_over_seeds_case_by_case(tmp_path):
+    """--pool e1:b1,e2:b2: per case, the mean of the two differences; then mean, standard error
+    and sign count over the cases (the seeds' differences are not counted as separate cases)."""
+    b1 = _metrics(tmp_path / "b1", {0: 0.3, 1: 0.3}, {})
+    e1 = _metrics(tmp_path / "e1", {0: 0.1, 1: 0.2}, {})  # drift -0.2, -0.1
+    b2 = _metrics(tmp_path / "b2", {0: 0.3, 1: 0.3}, {})
+    e2 = _metrics(tmp_path / "e2", {0: 0.3, 1: 0.6}, {})  # drift 0, +0.3
+    run = [sys.executable, str(ROOT / "scripts/eval_pairs.py")]
+    out = subprocess.run(run + ["--base", "b1", "--pool", "e1:b1,e2:b2", f"b1={b1}", f"e1={e1}", f"b2={b2}",
+                                f"e2={e2}"], capture_output=True, text=True, check=True).stdout
+    pooled = out.split("pooled e1:b1,e2:b2, the per-case mean of e1 - b1 and e2 - b2:\n")[1]
+    # per case: (-0.2 + 0) / 2 = -0.1 and (-0.1 + 0.3) / 2 = +0.1
+    assert "  drift: +0.000 (standard error 0.100; lower in 1 of 2)" in pooled
+    assert "  rollout PSNR: +0.000 (standard error 0.000; higher in 0 of 2)" in pooled
+    bad = subprocess.run(run + ["--pool", "e1:x", f"b1={b1}", f"e1={e1}"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--pool x: no model of that name" in bad.stderr
