@@ -17,7 +17,7 @@
 # optimizer states): run it again with the same OUT_DIR names to continue every variant.
 # Rebuild a student here: see docs/TRAINING.md, "Moving checkpoints".
 #
-# Env: VARIANTS  "name:distill args;name:args;..."  (default: issue 6's table)
+# Env: VARIANTS  "name:distill args;name:args;..."  (default: issue 6's table, as run 24 ran it)
 #      RETURN    names of the students to bring back (default: every variant)
 #      FRAMES (training frames to record, default 60000), DECODER (0: no decoder fine-tune),
 #      COMPILE (1: torch.compile the blocks; default eager: compiling costs about 400 s of the first
@@ -30,9 +30,11 @@ iw() { python3 -m interworld.cli.main "$@"; }
 # shellcheck source=scripts/lease_data.sh
 source "$root/scripts/lease_data.sh"
 data=/tmp/doom; runs=/tmp/runs
-default="causal3:--error-buffer 1024 --chunks 6;causal4:--error-buffer 1024 --chunks 6 --student-steps 4"
-default+=";no_rollout:--error-buffer 1024 --chunks 6 --no-self-rollout;no_buffer:--chunks 6"
-default+=";segment3:--error-buffer 1024 --scheme segment;segment4:--error-buffer 1024 --scheme segment --student-steps 4"
+# issue 6's table on the shipped recipe (run 24): the base, each part switched, 4 steps, segment
+# (runs 13-16 ran an older default on DMD alone: causal3, causal4, no_rollout, no_buffer, segment3/4)
+b="--chunks 6 --regress 3"
+default="base:$b;buffer:$b --error-buffer 1024;no_rollout:$b --no-self-rollout;steps4:$b --student-steps 4"
+default+=";segment:--regress 3 --scheme segment"
 t0=$(date +%s)
 if [ ! -d $data ]; then
   iw record --out $data --maps $(printf 'MAP%02d ' $(seq 1 18)) --frames "${FRAMES:-60000}" --workers "$(nproc)" --quiet
