@@ -5,7 +5,7 @@ import torch
 
 from interworld.config import get_preset
 from interworld.models.dit import count_params
-from interworld.models.vae import CausalVAE
+from interworld.models.vae import CausalConv3d, CausalVAE
 
 
 def _vae(name, **kw):
@@ -139,3 +139,25 @@ def test_stream_latents_are_a_long_encoding_after_a_start_image():
     assert torch.allclose(z[:, :, 0], img[:, :, 0], atol=1e-6)  # the clip's first frame, alone
     assert torch.allclose(z[:, :, 1:], seq[:, :, lead + 1:], atol=1e-6)  # the rest: the long encoding
     assert torch.allclose(history, seq[:, :, :lead + 1], atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [3, 1, (3, 1, 1)])
+def test_causal_conv_on_the_cpu_equals_conv3d_with_gradients(k):
+    """On the CPU CausalConv3d runs as 2D convolutions of shifted frames (engine speed); its
+    output and gradients must be nn.Conv3d's on the same padded input."""
+    torch.manual_seed(0)
+    conv = CausalConv3d(5, 7, k)
+    x = torch.randn(2, 5, 4, 6, 9, requires_grad=True)
+    y = conv(x)
+    xr = x.detach().clone().requires_grad_(True)
+    padded = torch.nn.functional.pad(torch.cat([xr.new_zeros(2, 5, conv.tpad, 6, 9), xr], 2), conv.spad + (0, 0))
+    ref = torch.nn.functional.conv3d(padded, conv.weight, conv.bias)
+    assert y.shape == ref.shape == (2, 7, 4, 6, 9)
+    assert (y - ref).abs().max() < 1e-5
+    g = torch.randn_like(ref)
+    (y * g).sum().backward()
+    gw, gb = conv.weight.grad.clone(), conv.bias.grad.clone()
+    conv.weight.grad = conv.bias.grad = None
+    (ref * g).sum().backward()
+    assert (x.grad - xr.grad).abs().max() < 1e-4 and (gw - conv.weight.grad).abs().max() < 1e-4
+    assert (gb - conv.bias.grad).abs().max() < 1e-4
