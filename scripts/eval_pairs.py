@@ -83,30 +83,34 @@ def _spans(curves: list) -> str:
     return " / ".join(f"{c[:, a:b].mean():.2f}" for a, b in SPANS if c.shape[1] > a)
 
 
+def _differences(d: np.ndarray, better: str, who: str = "") -> str:
+    """Paired differences d summed up: mean, standard error, and in how many cases `who` is `better`."""
+    n = int((d < 0).sum() if better == "lower" else (d > 0).sum())
+    return f"{d.mean():+.3f} (standard error {_se(d):.3f}; {who}{better} in {n} of {len(d)})"
+
+
 def _pairs(models: dict, key: str, lower_is: str, base: str | None = None) -> None:
     cases = sorted(set.intersection(*(set(m) for m in models.values())))
     pairs = [(base, m) for m in models if m != base] if base else itertools.combinations(models, 2)
     for a, b in pairs:
         d = np.array([models[a][c][key] - models[b][c][key] for c in cases])
-        n = int((d < 0).sum() if lower_is == "lower" else (d > 0).sum())
-        print(f"  {a} - {b}: {d.mean():+.3f} (standard error {_se(d):.3f}; {a} {lower_is} in {n} of {len(d)})")
-
-
-def _pooled(rollouts: dict, pairs: list[tuple[str, str]], cases: list, measures) -> None:
-    label = ",".join(f"{a}:{b}" for a, b in pairs)
-    print(f"pooled {label}, the per-case mean of {' and '.join(f'{a} - {b}' for a, b in pairs)}:")
-    for key, name, better in measures:
-        if not all(key in rollouts[m][c] for p in pairs for m in p for c in cases):
-            continue
-        d = np.array([np.mean([rollouts[a][c][key] - rollouts[b][c][key] for a, b in pairs]) for c in cases])
-        n = int((d < 0).sum() if better == "lower" else (d > 0).sum())
-        print(f"  {name}: {d.mean():+.3f} (standard error {_se(d):.3f}; {better} in {n} of {len(d)})")
+        print(f"  {a} - {b}: {_differences(d, lower_is, f'{a} ')}")
 
 
 MEASURES = (("rollout_psnr", "rollout PSNR", "higher"), ("rollout_ssim", "rollout SSIM", "higher"),
             ("drift", "drift", "lower"), ("tf_psnr", "teacher-forced PSNR", "higher"),
             ("sharpness", "rollout sharpness", "higher"), ("yaw_error", "yaw error (deg per gap)", "lower"),
             ("yaw_gain", "yaw gain", "higher"))
+
+
+def _pooled(rollouts: dict, pairs: list[tuple[str, str]], cases: list) -> None:
+    label = ",".join(f"{a}:{b}" for a, b in pairs)
+    print(f"pooled {label}, the per-case mean of {' and '.join(f'{a} - {b}' for a, b in pairs)}:")
+    for key, name, better in MEASURES:
+        if not all(key in rollouts[m][c] for p in pairs for m in p for c in cases):
+            continue
+        d = np.array([np.mean([rollouts[a][c][key] - rollouts[b][c][key] for a, b in pairs]) for c in cases])
+        print(f"  {name}: {_differences(d, better)}")
 
 
 def main(specs: list[str]) -> None:
@@ -154,7 +158,7 @@ def main(specs: list[str]) -> None:
                 print(f"{label}, paired:")
                 _pairs(common, key, better, base)
         for pairs in pools:
-            _pooled(rollouts, pairs, cases, MEASURES)
+            _pooled(rollouts, pairs, cases)
     revisits = {k: v[1] for k, v in loaded.items()}
     for script in sorted({c[0] for m in revisits.values() for c in m}):
         models = {k: {c: v for c, v in m.items() if c[0] == script} for k, m in revisits.items()}
