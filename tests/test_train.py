@@ -155,9 +155,16 @@ def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
     assert (m["dim"], m["ffn_dim"], m["num_heads"], m["num_layers"]) == (64, 192, 1, 3)
     w = World.from_pretrained(str(run))  # the checkpoint builds the wider model
     assert len(w.dit.blocks) == 3 and w.dit.blocks[0].self_attn.q.weight.shape == (64, 64)
-    with pytest.raises(ValueError, match="new DiT"):  # a trained DiT is not reshaped
-        fit(FitArgs("world", str(data), str(tmp_path / "w2"), init=str(run), steps=1, batch=2, latents=3,
-                    device="cpu", dit_dim=128))
+    from safetensors.torch import load_file
+
+    # from a world model: a new DiT on its VAE (what a user of the shipped model has), the old one unused
+    run2 = fit(FitArgs("world", str(data), str(tmp_path / "w2"), init=str(run), steps=1, batch=2, latents=3,
+                       val_every=1000, ckpt_every=1000, device="cpu", dit_dim=128))
+    old, new = load_file(str(run / "model.safetensors")), load_file(str(run2 / "model.safetensors"))
+    assert new["dit.blocks.0.self_attn.q.weight"].shape == (128, 128)
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("vae."))
+    with pytest.raises(ValueError, match="new DiT"):  # a run folder that has a DiT is resumed as it is
+        fit(FitArgs("world", str(data), str(run2), steps=2, batch=2, latents=3, device="cpu", dit_dim=192))
 
 
 def test_training_precision_on_a_cpu_is_fp32_and_its_name_is_checked():

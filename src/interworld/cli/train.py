@@ -64,7 +64,8 @@ def add_parser(sub):
     p.add_argument("--vae-dim", type=int, metavar="N",
                    help="vae: base width of a new VAE's encoder and decoder (default: the preset's; small: 32)")
     p.add_argument("--dit-dim", type=int, metavar="N",
-                   help="world: width of a new DiT on --init's VAE (a multiple of 64; default: the config's)")
+                   help="world: width of a new DiT on --init's VAE (a multiple of 64; default: the config's). "
+                        "--init may be a world model, the shipped one included: its DiT is then not used")
     p.add_argument("--dit-layers", type=int, metavar="N", help="world: blocks of a new DiT (default: the config's)")
     p.add_argument("--prev-latent", action="store_true",
                    help="world: add the previous-frame path to the DiT (each frame also embeds the latent before "

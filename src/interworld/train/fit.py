@@ -133,9 +133,13 @@ def fit(a: FitArgs, progress=None) -> Path:
             cfg = cfg.replace(prev_latent=True)
     tensors = load_tensors(src) if src is not None else {}
     if a.kind == "world" and (a.dit_dim or a.dit_layers):
-        if resume or any(k.startswith("dit.") for k in tensors):
-            raise ValueError("--dit-dim/--dit-layers shape a new DiT: start from a VAE checkpoint (--init), "
-                             "not from a world model or into a run folder that has one")
+        if resume:
+            raise ValueError(f"--dit-dim/--dit-layers shape a new DiT, and {run} already has one: resume it "
+                             f"without them, or give a new --out")
+        if any(k.startswith("dit.") for k in tensors):  # e.g. the shipped model: its VAE is what a user has
+            tensors = {k: v for k, v in tensors.items() if k.startswith("vae.")}
+            if rank == 0:
+                print(f"a new DiT on the VAE of {src}: its DiT and text encoder are not used")
         d = a.dit_dim or cfg.dim
         if d % 64:
             raise ValueError(f"--dit-dim {d}: give a multiple of 64 (heads of 64 channels)")
