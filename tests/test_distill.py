@@ -330,3 +330,52 @@ def test_compiled_networks_give_the_eager_losses(tmp_path, monkeypatch):
     assert counters["stats"]["unique_graphs"] > 0  # the blocks were compiled, not silently left eager
     for key in ("dmd", "dmd_grad", "fake_loss"):
         assert logs[True][0][key] == pytest.approx(logs[False][0][key], rel=1e-4), key
+
+
+def test_a_student_of_another_size_starts_from_its_own_world_model(tmp_path):
+    """--student-init: a wider teacher teaches a DiT of another size trained on the same VAE; the
+    student and the fake score start from that model and keep its text encoder, the teacher scores."""
+    cfg = _cfg()
+    w = World.from_config(cfg, seed=0)
+    _wake(w.dit, 1)
+    teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder},
+                              extra={"kind": "world"})
+    small = cfg.replace(dim=48, ffn_dim=96, num_heads=3, num_layers=1)
+    s = World.from_config(small, seed=1)
+    s.vae.load_state_dict(w.vae.state_dict())
+    _wake(s.dit, 2)
+    _wake(s.text_encoder, 3)
+    init = save_checkpoint(tmp_path / "init", small, {"dit": s.dit, "vae": s.vae, "text": s.text_encoder},
+                           extra={"kind": "world"})
+    _data(tmp_path / "data", cfg)
+    out = tmp_path / "student"
+    args = dict(data=str(tmp_path / "data"), out=str(out), teacher=str(teacher), batch=2, chunks=2, student_steps=2,
+                fake_steps=2, lr=1e-3, fake_lr=1e-3, log_every=1, device="cpu")
+    distill(DistillArgs(steps=1, student_init=str(init), **args))
+    t, i, st = load_tensors(teacher), load_tensors(init), load_tensors(out)
+    fake = load_file(str(out / "fake.safetensors"))
+    meta = json.loads((out / "config.json").read_text())
+    assert (meta["model"]["dim"], meta["model"]["num_layers"], meta["student_init"]) == (48, 1, str(init))
+    assert st["dit.blocks.0.self_attn.q.weight"].shape == (48, 48) == fake["dit.blocks.0.self_attn.q.weight"].shape
+    assert any(not torch.equal(i[k], st[k]) for k in i if k.startswith("dit."))  # DMD moved it from its start
+    assert all(torch.equal(i[k], st[k]) for k in i if k.startswith(("text.", "vae.")))  # its own text encoder
+    assert any(not torch.equal(t[k], st[k]) for k in t if k.startswith("text."))
+
+    distill(DistillArgs(steps=2, **args))  # resumes as the smaller student without being told again
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["step"] == 2 and meta["model"]["dim"] == 48 and meta["student_init"] == str(init)
+    ws = World.from_pretrained(str(out))
+    ws.reset((np.random.default_rng(0).random((cfg.height, cfg.width, 3)) * 255).astype(np.uint8), "x")
+    assert ws.step(None).shape[0] == ws.frames_per_step
+
+    other_vae = World.from_config(small, seed=5)  # a VAE of its own: its latents mean something else
+    bad = save_checkpoint(tmp_path / "bad", small, {"dit": s.dit, "vae": _wake(other_vae.vae, 4),
+                                                    "text": s.text_encoder}, extra={"kind": "world"})
+    with pytest.raises(ValueError, match="another VAE"):
+        distill(DistillArgs(steps=1, student_init=str(bad), **{**args, "out": str(tmp_path / "x")}))
+    layout = save_checkpoint(tmp_path / "layout", small.replace(window_latents=cfg.window_latents + 1),
+                             {"dit": s.dit, "vae": s.vae, "text": s.text_encoder}, extra={"kind": "world"})
+    with pytest.raises(ValueError, match="window_latents"):
+        distill(DistillArgs(steps=1, student_init=str(layout), **{**args, "out": str(tmp_path / "y")}))
+    with pytest.raises(ValueError, match="student checkpoint"):
+        distill(DistillArgs(steps=1, student_init=str(out), **{**args, "out": str(tmp_path / "z")}))

@@ -8,6 +8,7 @@ import torch
 
 pytest.importorskip("vizdoom", reason="pip install vizdoom==1.3.2 to record training data")
 
+from interworld.config import get_preset  # noqa: E402
 from interworld.data.vizdoom_rec import record  # noqa: E402
 from interworld.engine.world import World  # noqa: E402
 from interworld.train.common import autocast, read_log  # noqa: E402
@@ -157,12 +158,22 @@ def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
     assert len(w.dit.blocks) == 3 and w.dit.blocks[0].self_attn.q.weight.shape == (64, 64)
     from safetensors.torch import load_file
 
-    # from a world model: a new DiT on its VAE (what a user of the shipped model has), the old one unused
-    run2 = fit(FitArgs("world", str(data), str(tmp_path / "w2"), init=str(run), steps=1, batch=2, latents=3,
+    # from a distilled student (the shipped file is one): a new DiT on its VAE, the old one unused, and
+    # the preset's sampler, not the student's few-step x0 one
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
+    meta = json.loads((run / "config.json").read_text())
+    meta["model"].update(sampler="x0", steps=2)
+    (student / "config.json").write_text(json.dumps({**meta, "kind": "student"}))
+    run2 = fit(FitArgs("world", str(data), str(tmp_path / "w2"), init=str(student), steps=1, batch=2, latents=3,
                        val_every=1000, ckpt_every=1000, device="cpu", dit_dim=128))
     old, new = load_file(str(run / "model.safetensors")), load_file(str(run2 / "model.safetensors"))
     assert new["dit.blocks.0.self_attn.q.weight"].shape == (128, 128)
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("vae."))
+    m2 = json.loads((run2 / "config.json").read_text())["model"]
+    tiny = get_preset("tiny")
+    assert (m2["sampler"], m2["steps"]) == (tiny.sampler, tiny.steps) != ("x0", 2)
     with pytest.raises(ValueError, match="new DiT"):  # a run folder that has a DiT is resumed as it is
         fit(FitArgs("world", str(data), str(run2), steps=2, batch=2, latents=3, device="cpu", dit_dim=192))
 

@@ -6,11 +6,11 @@ import argparse
 
 HELP = """Distil a world-model teacher into a few-step student (causal or segment scheme).
 
-The student starts as a copy of the teacher and learns by Distribution Matching
-Distillation on its own multi-chunk rollouts through its KV cache (self-rollout), with a
-fake-score network trained online on its samples and, optionally, an error buffer that
-feeds its residuals back into its context. Each part has a switch so its effect can be
-measured with `interworld eval`.
+The student starts as a copy of the teacher (or from --student-init) and learns by
+Distribution Matching Distillation on its own multi-chunk rollouts through its KV cache
+(self-rollout), with a fake-score network trained online on its samples and, optionally,
+an error buffer that feeds its residuals back into its context. Each part has a switch so
+its effect can be measured with `interworld eval`.
 
   interworld distill --teacher runs/world --data data/doom --out runs/student --steps 2000
   interworld distill ... --no-self-rollout          # the ablation: real context in the cache
@@ -18,6 +18,7 @@ measured with `interworld eval`.
   interworld distill ... --scheme segment           # the official scheme's student
   interworld distill ... --regress 0.2              # plus the first chunk regressed on the engine's
   interworld distill ... --regress 3 --regress-pool 2   # the same on 2x2 means: layout, not detail
+  interworld distill ... --student-init runs/world320   # a smaller student on the teacher's VAE
 
 Several GPUs: torchrun --nproc_per_node N -m interworld.cli.main distill ...
 Runs resume from OUT; the student in OUT is a world checkpoint (generate/play/eval take it)."""
@@ -49,6 +50,10 @@ def add_parser(sub):
                    help="regress P x P spatial averages of the latents only: the anchor holds the scene's layout "
                         "and colours and leaves finer detail to DMD, where the full regression keeps the few-step "
                         "blur (default 1: every latent)")
+    p.add_argument("--student-init", metavar="CKPT",
+                   help="start the student and the fake score from this world model instead of copies of the "
+                        "teacher: a DiT of another width or depth trained on the teacher's VAE (`train world "
+                        "--init TEACHER --dit-dim N`), so a wider teacher teaches a smaller, faster student")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the DiT blocks of the student, teacher and fake score (fewer, fused kernels; "
                         "the first updates compile)")
@@ -77,7 +82,8 @@ def run(args) -> int:
                     fake_steps=args.fake_steps, self_rollout=not args.no_self_rollout,
                     error_buffer=args.error_buffer, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
                     log_every=args.log_every, device=args.device, seed=args.seed, scheme=args.scheme,
-                    compile=args.compile, regress=args.regress, regress_pool=args.regress_pool)
+                    compile=args.compile, regress=args.regress, regress_pool=args.regress_pool,
+                    student_init=args.student_init)
     try:
         with step_bar("distill", args.steps, "dmd", args.quiet) as update:
             out = distill(a, progress=lambda s, n, m: update(s, m.get("dmd", 0.0)))

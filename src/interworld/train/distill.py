@@ -1,6 +1,7 @@
 """Distillation: the many-step teacher into a few-step student (DMD + self-rollout).
 
-The student starts as a copy of the teacher and samples with the x0-renoise sampler in
+The student starts as a copy of the teacher (or as `student_init`, a smaller world model on the
+teacher's VAE, with the fake score) and samples with the x0-renoise sampler in
 `student_steps` steps, exactly as the streaming generator does (it *is* the generator:
 `Generator.next_chunk_train`): chunk by chunk with the KV cache in the `causal` scheme, or
 segment by segment with past and memory frames as context in the official `segment` scheme,
@@ -95,6 +96,9 @@ class DistillArgs:
     compile: bool = False  # torch.compile the blocks of all three networks (engine/accel.py)
     regress: float = 0.0  # weight of the regression on the real latents where the context is real; 0: off
     regress_pool: int = 1  # the regression on P x P spatial averages of the latents (1: every latent)
+    # a world checkpoint of another size on the teacher's VAE and layout: the student and the fake score
+    # start from it (and use its text encoder), so a wider teacher can teach a DiT of the shipped size
+    student_init: str | None = None
 
 
 def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
@@ -168,9 +172,10 @@ def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *
     return torch.cat(out, 2), gen
 
 
-def dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, t_min: float, t_max: float):
+def dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, t_min: float, t_max: float, ctx_fake=None):
     """DMD's generator loss on generated latents x0_gen [B, C, F, h, w] after the clean start
-    latent z0 [B, C, 1, h, w]; returns (loss, metrics)."""
+    latent z0 [B, C, 1, h, w]; returns (loss, metrics). ctx_fake: the fake score's text states
+    where its text encoder is not the teacher's (`student_init`); default ctx."""
     b, f = x0_gen.shape[0], x0_gen.shape[2] + 1
     t = torch.empty(b, device=x0_gen.device).uniform_(t_min, t_max)
     tt = torch.zeros(b, f, device=x0_gen.device)
@@ -179,7 +184,8 @@ def dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, t_min: float, t_max: floa
         noise = torch.randn_like(x0_gen)
         x_t = torch.cat([z0, add_noise(x0_gen.detach(), noise, t)], 2)
         x0_real = x0_from_velocity(x_t, teacher(x_t, tt, ctx, step, plucker=pl)[0], tt)[:, :, 1:]
-        x0_fake = x0_from_velocity(x_t, fake(x_t, tt, ctx, step, plucker=pl)[0], tt)[:, :, 1:]
+        x0_fake = x0_from_velocity(x_t, fake(x_t, tt, ctx if ctx_fake is None else ctx_fake, step, plucker=pl)[0],
+                                   tt)[:, :, 1:]
         weight = (x0_gen.detach().float() - x0_real).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-6)
         g = (x0_fake - x0_real) / weight
         target = (x0_gen.detach().float() - g)
@@ -197,6 +203,37 @@ def fake_loss(fake, x0_gen, z0, ctx, step, pl):
     noise = torch.randn_like(x0)
     v, _ = fake(add_noise(x0, noise, tt), tt, ctx, step, plucker=pl)
     return flow_matching_loss(v, x0, noise, mask=tt > 0)
+
+
+def _text_encoder(cfg: ModelConfig, tensors: dict, src: str, device) -> BuiltinTextEncoder:
+    text = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers).to(device)
+    load_into(text, tensors, "text", src)
+    return text.requires_grad_(False).eval()
+
+
+SIZE_FIELDS = ("name", "dim", "ffn_dim", "num_heads", "num_layers")
+SAMPLING_FIELDS = ("scheme", "sampler", "steps")  # the student's are set by the run's arguments
+
+
+def _student_init(path: str, cfg: ModelConfig, teacher_tensors: dict) -> tuple[ModelConfig, dict]:
+    """The config and tensors of a world model that starts the student in place of the teacher's
+    copy: it may differ from the teacher in the DiT's size only, and must decode with the same VAE
+    (its latents are what the teacher scores)."""
+    s_cfg, meta = read_config(path)
+    if meta.get("kind") != "world":
+        raise ValueError(f"--student-init {path} is a {meta.get('kind')} checkpoint: give a world model "
+                         f"(interworld train world), whose DiT is a score model for the fake score too")
+    same_size = dataclasses.replace(s_cfg, **{f: getattr(cfg, f) for f in SIZE_FIELDS + SAMPLING_FIELDS})
+    differ = [f.name for f in dataclasses.fields(cfg) if getattr(same_size, f.name) != getattr(cfg, f.name)]
+    if differ:
+        raise ValueError(f"--student-init {path} differs from the teacher in {', '.join(differ)}: only the DiT's "
+                         f"size ({', '.join(SIZE_FIELDS[1:])}) may differ")
+    theirs = load_tensors(path)
+    vae = [k for k in teacher_tensors if k.startswith("vae.")]
+    if any(k not in theirs or not torch.equal(theirs[k].half(), teacher_tensors[k].half()) for k in vae):
+        raise ValueError(f"--student-init {path} has another VAE than the teacher: train it on the teacher's "
+                         f"(train world --init TEACHER --dit-dim N)")
+    return s_cfg, theirs
 
 
 def _average_grads(params) -> None:
@@ -231,23 +268,36 @@ def distill(a: DistillArgs, progress=None) -> Path:
     tensors = load_tensors(a.teacher)
     vae = CausalVAE(cfg.vae).to(device).requires_grad_(False).eval()
     load_into(vae, tensors, "vae", a.teacher)
-    text = BuiltinTextEncoder(cfg.text_dim, cfg.text_len, cfg.builtin_text_layers).to(device)
-    load_into(text, tensors, "text", a.teacher)
-    text.requires_grad_(False).eval()
+    text = _text_encoder(cfg, tensors, a.teacher, device)
     teacher = build_dit(cfg).to(device)
     load_into(teacher, tensors, "dit", a.teacher)
     teacher.requires_grad_(False).eval()
-    student, fake = copy.deepcopy(teacher).requires_grad_(True), copy.deepcopy(teacher).requires_grad_(True)
+    # the student's network and text encoder: copies of the teacher's, or those of a world model of
+    # another size (student_init); a resumed run has its own
+    init_from, s_cfg, s_tensors = a.student_init, cfg, None
+    if resume:
+        s_cfg, meta_run = read_config(run)
+        init_from = init_from or meta_run.get("student_init")
+        s_src, s_tensors = str(run), load_tensors(run)
+    elif a.student_init:
+        s_src = a.student_init
+        s_cfg, s_tensors = _student_init(s_src, cfg, tensors)
+    if s_tensors is None:
+        s_text, student, fake = text, copy.deepcopy(teacher), copy.deepcopy(teacher)
+    else:
+        s_text = _text_encoder(s_cfg, s_tensors, s_src, device)
+        student, fake = build_dit(s_cfg).to(device), build_dit(s_cfg).to(device)
+        load_into(student, s_tensors, "dit", s_src)
+        load_into(fake, load_file(str(run / "fake.safetensors"), device=str(device)) if resume else s_tensors,
+                  "dit", s_src)
+    student.requires_grad_(True)
+    fake.requires_grad_(True)
     if a.compile:  # after the copies, in place: checkpoints keep their parameter names
         from interworld.engine.accel import compile_blocks
         for net in (teacher, student, fake):
             compile_blocks(net)
-    scfg = dataclasses.replace(cfg, scheme=a.scheme, sampler="x0", steps=a.student_steps)
-    step_n = 0
-    if resume:
-        load_into(student, load_tensors(run), "dit", str(run))
-        load_into(fake, load_file(str(run / "fake.safetensors"), device=str(device)), "dit", str(run))
-        step_n = json.loads((run / "state.json").read_text())["step"]
+    scfg = dataclasses.replace(s_cfg, scheme=a.scheme, sampler="x0", steps=a.student_steps)
+    step_n = json.loads((run / "state.json").read_text())["step"] if resume else 0
     student.train()
     fake.train()
     opt_s = torch.optim.AdamW(student.parameters(), lr=a.lr, betas=(0.0, 0.999), weight_decay=0.01)
@@ -280,8 +330,9 @@ def distill(a: DistillArgs, progress=None) -> Path:
             errors.save(buffer_file)
         if not common.is_main():
             return
-        save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": text},
+        save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": s_text},
                         extra={"kind": "student", "teacher": str(a.teacher), "step": step_n,
+                               **({"student_init": str(init_from)} if init_from else {}),
                                "self_rollout": a.self_rollout, "error_buffer": a.error_buffer,
                                "regress": a.regress, "regress_pool": a.regress_pool})
         tmp = run / "fake.safetensors.tmp"
@@ -304,7 +355,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
 
     def fake_update(x0, z0, step, pl):
         with amp:
-            lf = fake_loss(fake, x0, z0, ctx, step, pl)
+            lf = fake_loss(fake, x0, z0, ctx_s, step, pl)
         opt_f.zero_grad(set_to_none=True)
         lf.backward()
         _average_grads(fake.parameters())
@@ -313,7 +364,8 @@ def distill(a: DistillArgs, progress=None) -> Path:
         metrics["fake_loss"] = lf.detach()
 
     it, stop, metrics = 0, False, {}
-    ctx = text([DEFAULT_PROMPT] * a.batch)
+    ctx = text([DEFAULT_PROMPT] * a.batch)  # the teacher's; the student and fake score see their own
+    ctx_s = ctx if s_text is text else s_text([DEFAULT_PROMPT] * a.batch)
     while step_n < a.steps and not stop:
         seed = (a.seed * 100003 + rank * 7919 + it * 31 + step_n) % (2**31)
         # the fake score's own samples: one rollout without gradients serves its first
@@ -322,20 +374,20 @@ def distill(a: DistillArgs, progress=None) -> Path:
         if a.fake_steps > 1:
             z, keys, mouse = sample()
             with amp, torch.no_grad():
-                x0_f, gen = rollout(student, scfg, ctx, z, keys, mouse, chunks=a.chunks, seed=seed + 1,
+                x0_f, gen = rollout(student, scfg, ctx_s, z, keys, mouse, chunks=a.chunks, seed=seed + 1,
                                     self_rollout=a.self_rollout, errors=errors, grad=False)
             step, pl = conditions(gen)
             for _ in range(a.fake_steps - 1):
                 fake_update(x0_f, z[:, :, :1], step, pl)
         z, keys, mouse = sample()
         with amp:
-            x0_gen, gen = rollout(student, scfg, ctx, z, keys, mouse, chunks=a.chunks, seed=seed,
+            x0_gen, gen = rollout(student, scfg, ctx_s, z, keys, mouse, chunks=a.chunks, seed=seed,
                                   self_rollout=a.self_rollout, errors=errors, grad=True)
         step, pl = conditions(gen)
         z0 = z[:, :, :1]
         fake_update(x0_gen, z0, step, pl)
         with amp:
-            ls, dm = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max)
+            ls, dm = dmd_loss(x0_gen, z0, teacher, fake, ctx, step, pl, a.t_min, a.t_max, ctx_fake=ctx_s)
         if a.regress > 0:
             reg = regression_loss(x0_gen, z, scfg, first_only=a.self_rollout, pool=a.regress_pool)
             ls = ls + a.regress * reg

@@ -108,7 +108,11 @@ def fit(a: FitArgs, progress=None) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     resume = (run / "config.json").is_file()
     src = run if resume else (Path(a.init) if a.init else None)
-    cfg = read_config(src)[0] if src is not None else get_preset(a.preset)
+    cfg, meta = read_config(src) if src is not None else (get_preset(a.preset), {})
+    if a.kind == "world" and not resume and meta.get("kind") == "student":
+        # a student samples in few x0 steps; a world model trained from its file samples as its preset does
+        p = get_preset(cfg.name)
+        cfg = cfg.replace(scheme=p.scheme, sampler=p.sampler, steps=p.steps)
     if a.vae_dim and src is None:
         cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, dim=a.vae_dim, dec_dim=a.vae_dim))
     scheme = a.scheme or cfg.scheme
