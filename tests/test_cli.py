@@ -128,3 +128,18 @@ def test_bench_runs_on_cpu(tmp_path):
     assert r["fps"] > 0 and r["fps_no_decode"] >= r["fps"]
     assert any(k.startswith("denoise step") for k in r["stages"]) and "VAE decode" in r["stages"]
     assert "kv-cache update" in r["stages"]
+
+
+def test_bench_prices_a_dit_of_another_size(tmp_path, capsys):
+    """--dit-dim / --dit-layers: the preset with a wider or deeper DiT, so a size is priced before
+    a lease trains it; the shape shows in the result and in the title."""
+    runs = {}
+    for name, extra in (("plain", []), ("wide", ["--dit-dim", "64", "--dit-layers", "3"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["bench", "--preset", "tiny", "--iters", "1", "--warmup", "1", "--json", str(out), *extra]) == 0
+        runs[name] = json.loads(out.read_text())
+    assert (runs["plain"]["dit"], runs["wide"]["dit"]) == ("", "64x3")
+    assert "tiny (DiT 64x3)" in capsys.readouterr().out
+    # tiny's DiT is 32 wide and 2 deep: 64 x 3 does more than twice its linear work per step
+    assert runs["wide"]["flops"]["linear_per_step"] > 2 * runs["plain"]["flops"]["linear_per_step"]
+    _expect_clean_error(capsys, ["bench", "--preset", "tiny", "--dit-dim", "100"], "multiple of 64")

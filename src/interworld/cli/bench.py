@@ -43,6 +43,10 @@ def add_parser(sub):
                                                   "chunk_latents; default: the preset's)")
     p.add_argument("--light-decoder", type=float, metavar="SCALE",
                    help="a pruned VAE decoder, widths x SCALE (0.5: as MG-LightVAE and `train decoder`)")
+    p.add_argument("--dit-dim", type=int, metavar="N",
+                   help="a DiT N wide (a multiple of 64; heads of 64, FFN 3x), to price a size before training it "
+                        "(`train world --dit-dim`); default: the preset's")
+    p.add_argument("--dit-layers", type=int, metavar="L", help="a DiT L blocks deep (default: the preset's)")
     p.add_argument("--warmup", type=int, default=2, help="warm-up iterations (default 2)")
     p.add_argument("--iters", type=int, default=5, help="measured iterations; medians are reported (default 5)")
     p.add_argument("--no-memory", action="store_true", help="without memory retrieval (on by default, as in "
@@ -72,7 +76,8 @@ def run(args) -> int:
     from rich.progress import Progress
 
     from interworld.cli.main import UsageError
-    from interworld.engine.bench import check_baseline, render, run_bench, run_bench_parallel, speed_label
+    from interworld.engine.bench import (bench_config, check_baseline, render, run_bench, run_bench_parallel,
+                                         speed_label)
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but torch sees no CUDA GPU")
@@ -81,7 +86,11 @@ def run(args) -> int:
                          "interworld.cli.main bench --parallel ...")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, None: None}[args.dtype]
     shape = dict(height=args.height, width=args.width, scheme=args.scheme, new_latents=args.new_latents,
-                 light_decoder=args.light_decoder)
+                 light_decoder=args.light_decoder, dit_dim=args.dit_dim, dit_layers=args.dit_layers)
+    try:
+        bench_config(args.preset, **shape)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     baseline = None
     if args.compare:
         with open(args.compare) as f:

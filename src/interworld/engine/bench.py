@@ -101,6 +101,7 @@ class BenchResult:
     decode: str = "inline"
     rank_peak_mem_gb: list[float] = field(default_factory=list)
     speed: str = "eager"  # the speed-ups of the run (speed_label)
+    dit: str = ""  # "WIDTHxLAYERS" where the DiT is not the preset's (--dit-dim / --dit-layers)
 
     @property
     def fps(self) -> float:
@@ -122,9 +123,11 @@ PROMPT = "a corridor in a castle"
 
 
 def bench_config(preset: str, *, height: int | None = None, width: int | None = None, scheme: str | None = None,
-                 new_latents: int | None = None, light_decoder: float | None = None) -> tuple[ModelConfig, str]:
+                 new_latents: int | None = None, light_decoder: float | None = None, dit_dim: int | None = None,
+                 dit_layers: int | None = None) -> tuple[ModelConfig, str]:
     """The preset with the run's frame size and chunk size, and the scheme. light_decoder: the
-    decoder's widths scaled by this (a pruned decoder, as `train decoder` makes; MG-LightVAE)."""
+    decoder's widths scaled by this (a pruned decoder, as `train decoder` makes; MG-LightVAE).
+    dit_dim / dit_layers: a DiT of another width or depth (ModelConfig.with_dit), to price a size."""
     import dataclasses
 
     from interworld.config import get_preset
@@ -140,7 +143,17 @@ def bench_config(preset: str, *, height: int | None = None, width: int | None = 
         over["width"] = width
     if light_decoder:
         over["vae"] = dataclasses.replace(cfg.vae, dec_width_scale=light_decoder)
+    if dit_dim or dit_layers:
+        cfg = cfg.with_dit(dit_dim, dit_layers)
     return cfg.replace(**over), scheme
+
+
+def dit_label(preset: str, cfg: ModelConfig) -> str:
+    """"WIDTHxLAYERS" where cfg's DiT is not the preset's, else ""."""
+    from interworld.config import get_preset
+
+    p = get_preset(preset)
+    return "" if (cfg.dim, cfg.num_layers) == (p.dim, p.num_layers) else f"{cfg.dim}x{cfg.num_layers}"
 
 
 def bench_image(cfg: ModelConfig):
@@ -231,7 +244,8 @@ def _result(preset: str, cfg: ModelConfig, scheme: str, gen, dev: torch.device, 
     return BenchResult(preset, scheme, str(dev), str(dtype).replace("torch.", ""), cfg.height, cfg.width, len(gen.ts),
                        new, new * cfg.vae.temporal, ctx, {"text encoding (once)": text_s, **med}, iter_s,
                        statistics.median(no_decode), latencies, peak,
-                       {"linear_per_step": lin, "attn_per_step": att}, ceilings, env, **extra)
+                       {"linear_per_step": lin, "attn_per_step": att}, ceilings, env, dit=dit_label(preset, cfg),
+                       **extra)
 
 
 def _warm_iters(cfg: ModelConfig, scheme: str, warmup: int) -> int:
@@ -244,7 +258,8 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
               width: int | None = None, steps: int = 3, scheme: str | None = None, new_latents: int | None = None,
               light_decoder: float | None = None, warmup: int = 2, iters: int = 5, memory: bool = True,
               quantize: str | None = None, compile: str | None = None, attention: str = "auto", offload: bool = False,
-              decode: str = "inline", progress=None) -> BenchResult:
+              decode: str = "inline", dit_dim: int | None = None, dit_layers: int | None = None,
+              progress=None) -> BenchResult:
     """One device. compile / quantize / attention / offload: the speed-ups of engine/accel.py,
     each measurable against the eager baseline (offload builds on the CPU and streams blocks).
     decode "overlap": a thread decodes chunk n on its own stream while chunk n+1 is generated
@@ -256,7 +271,7 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
     dev = torch.device(device)
     dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
     cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents,
-                               light_decoder=light_decoder)
+                               light_decoder=light_decoder, dit_dim=dit_dim, dit_layers=dit_layers)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     world = _build_world(cfg, scheme, torch.device("cpu") if offload else dev, dtype, steps, memory)
@@ -290,6 +305,7 @@ def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: tor
                        height: int | None = None, width: int | None = None, steps: int = 3, scheme: str | None = None,
                        new_latents: int | None = None, light_decoder: float | None = None, warmup: int = 2,
                        iters: int = 5, memory: bool = True, quantize: str | None = None, decode: str = "separate",
+                       dit_dim: int | None = None, dit_layers: int | None = None,
                        progress=None) -> BenchResult | None:
     """`run_bench` over the processes of a torchrun job, one GPU each (engine/parallel.py).
 
@@ -311,7 +327,7 @@ def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: tor
     dev = ranks.device
     dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
     cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents,
-                               light_decoder=light_decoder)
+                               light_decoder=light_decoder, dit_dim=dit_dim, dit_layers=dit_layers)
     c, _, h, w = cfg.latent_shape(1)
     shape = (1, c, max_chunk_latents(cfg, scheme), h, w)
     n_warm = _warm_iters(cfg, scheme, warmup)
@@ -406,8 +422,8 @@ def check_baseline(preset: str, base: dict, *, device: str = "cpu", dtype: torch
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     want = {"preset": preset, "scheme": scheme, "height": cfg.height, "width": cfg.width, "steps": steps,
             "new_latents": cfg.chunk_latents if scheme == "causal" else cfg.new_latents,
-            "dtype": str(dtype).replace("torch.", "")}
-    diff = [f"{k} {base.get(k)} there, {v} here" for k, v in want.items() if base.get(k) != v]
+            "dtype": str(dtype).replace("torch.", ""), "dit": dit_label(preset, cfg)}
+    diff = [f"{k} {base.get(k, '')} there, {v} here" for k, v in want.items() if base.get(k, "") != v]
     if diff:
         raise ValueError("the baseline was measured at other settings: " + ", ".join(diff))
 
@@ -421,7 +437,8 @@ def render(r: BenchResult, baseline: dict | None = None):
         where = f"{r.gpus} x {where} ({r.dit_gpus} DiT, decode {r.decode})"
     elif r.decode == "overlap":
         where += ", decode overlapped"
-    t = Table(title=f"interworld bench: {r.preset}, {r.scheme}, {r.height}x{r.width}, {r.steps} steps, {r.dtype}, "
+    name = f"{r.preset} (DiT {r.dit})" if r.dit else r.preset
+    t = Table(title=f"interworld bench: {name}, {r.scheme}, {r.height}x{r.width}, {r.steps} steps, {r.dtype}, "
                     f"{r.speed}, {where}")
     t.add_column("stage")
     t.add_column("median s / iteration", justify="right")

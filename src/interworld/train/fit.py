@@ -144,10 +144,7 @@ def fit(a: FitArgs, progress=None) -> Path:
             tensors = {k: v for k, v in tensors.items() if k.startswith("vae.")}
             if rank == 0:
                 print(f"a new DiT on the VAE of {src}: its DiT and text encoder are not used")
-        d = a.dit_dim or cfg.dim
-        if d % 64:
-            raise ValueError(f"--dit-dim {d}: give a multiple of 64 (heads of 64 channels)")
-        cfg = cfg.replace(dim=d, ffn_dim=3 * d, num_heads=d // 64, num_layers=a.dit_layers or cfg.num_layers)
+        cfg = cfg.with_dit(a.dit_dim, a.dit_layers)
 
     vae = CausalVAE(cfg.vae).to(device)
     if any(k.startswith("vae.") for k in tensors):
