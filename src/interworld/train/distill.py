@@ -211,8 +211,9 @@ def _text_encoder(cfg: ModelConfig, tensors: dict, src: str, device) -> BuiltinT
     return text.requires_grad_(False).eval()
 
 
-SIZE_FIELDS = ("name", "dim", "ffn_dim", "num_heads", "num_layers")
-SAMPLING_FIELDS = ("scheme", "sampler", "steps")  # the student's are set by the run's arguments
+SIZE_FIELDS = ("dim", "ffn_dim", "num_heads", "num_layers")  # what ModelConfig.with_dit sets
+# besides the size, the preset's name may differ, and the sampling (the student's is set by the run)
+FREE_FIELDS = SIZE_FIELDS + ("name", "scheme", "sampler", "steps")
 
 
 def _student_init(path: str, cfg: ModelConfig, teacher_tensors: dict) -> tuple[ModelConfig, dict]:
@@ -223,11 +224,11 @@ def _student_init(path: str, cfg: ModelConfig, teacher_tensors: dict) -> tuple[M
     if meta.get("kind") != "world":
         raise ValueError(f"--student-init {path} is a {meta.get('kind')} checkpoint: give a world model "
                          f"(interworld train world), whose DiT is a score model for the fake score too")
-    same_size = dataclasses.replace(s_cfg, **{f: getattr(cfg, f) for f in SIZE_FIELDS + SAMPLING_FIELDS})
+    same_size = dataclasses.replace(s_cfg, **{f: getattr(cfg, f) for f in FREE_FIELDS})
     differ = [f.name for f in dataclasses.fields(cfg) if getattr(same_size, f.name) != getattr(cfg, f.name)]
     if differ:
         raise ValueError(f"--student-init {path} differs from the teacher in {', '.join(differ)}: only the DiT's "
-                         f"size ({', '.join(SIZE_FIELDS[1:])}) may differ")
+                         f"size ({', '.join(SIZE_FIELDS)}) may differ")
     theirs = load_tensors(path)
     vae = [k for k in teacher_tensors if k.startswith("vae.")]
     if any(k not in theirs or not torch.equal(theirs[k].half(), teacher_tensors[k].half()) for k in vae):

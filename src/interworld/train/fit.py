@@ -142,7 +142,7 @@ def fit(a: FitArgs, progress=None) -> Path:
                              f"without them, or give a new --out")
         if any(k.startswith("dit.") for k in tensors):  # e.g. the shipped model: its VAE is what a user has
             tensors = {k: v for k, v in tensors.items() if k.startswith("vae.")}
-            if rank == 0:
+            if common.is_main():
                 print(f"a new DiT on the VAE of {src}: its DiT and text encoder are not used")
         cfg = cfg.with_dit(a.dit_dim, a.dit_layers)
 
