@@ -77,5 +77,4 @@ tar czf "$out/logs.tgz" -C /tmp/pack logs
 for name in ${RETURN:-$(for v in "${variants[@]}"; do echo "${v%%:*}"; done)}; do pack "$name" --int8 --only dit.; done
 [ "${DECODER:-1}" = 1 ] && pack decoder --only vae.decoder.
 ls -la "$out"
-n=$(find "$out" -maxdepth 1 -type f | wc -l)
-[ "$n" -le 8 ] || echo "WARNING: $n files in $out; only 8 come back from a call: set RETURN to fewer students" >&2
+check_return "$out" || echo "(set RETURN to fewer students)" >&2

@@ -39,3 +39,4 @@ for f in $ev/*.out; do echo "== $f"; tail -3 "$f"; done
 tar czf /tmp/eval.tgz -C $ev --exclude="*.wd" .
 ship /tmp/eval.tgz "$out"  # the strips of 8 evals are 21 MB: parts, `cat eval.tgz.part* | tar xz`
 ls -la "$out"
+check_return "$out" || true

@@ -60,7 +60,7 @@ fi
 if [ "$world_s" = 0 ]; then
   report_vae "$out" $runs/vae
   pack_vae "$out" $runs
-  ls -la "$out"; exit 0
+  ls -la "$out"; check_return "$out" || true; exit 0
 fi
 # DIT_DIM / DIT_LAYERS shape a new DiT only (a follow-up call resumes the one it made)
 new_dit=""; [ -z "$resume" ] && [ ! -f $runs/world/config.json ] && new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS}"
@@ -82,3 +82,4 @@ python3 "$root/scripts/fp16_copy.py" $runs/world $runs.pack/world16 ${PACK_ONLY:
 split -b 15M -d $runs.pack/world16/model.safetensors "$out/world_fp16.part"
 (cd $runs && tar czf "$out/meta.tgz" --exclude='*.safetensors' --exclude=tb */)
 ls -la "$out"
+check_return "$out" || true
