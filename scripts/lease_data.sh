@@ -51,9 +51,9 @@ ship() {
 # lost two of a teacher's seven parts that way, and cut them again in a second call).
 check_return() {
   local n bytes big
-  n=$(find "$1" -type f | wc -l)
-  bytes=$(find "$1" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
-  big=$(find "$1" -type f -size +16M | wc -l)
+  # one listing of the sizes: the file count, the bytes together, the files over 16 MiB
+  read -r n bytes big < <(find "$1" -type f -printf '%s\n' |
+    awk '{n++; s += $1; if ($1 > 16 * 1048576) b++} END {printf "%d %.0f %d\n", n, s, b}')
   if [ "$n" -gt 8 ] || [ "$bytes" -gt $(( 64 * 1048576 )) ] || [ "$big" -gt 0 ]; then
     echo "WARNING: $1 holds $n files, $(( bytes / 1048576 )) MiB ($big over 16 MiB); a call brings back" \
          "8 files of up to 16 MiB, 64 MiB together: the rest stays on the machine, for a follow-up call" >&2
