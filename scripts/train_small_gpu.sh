@@ -16,15 +16,16 @@
 #   whose 8-bit weights load as floats; docs/TRAINING.md, run 23): no VAE is trained.
 # WORLD_SECONDS 0: a VAE-only lease; OUT_DIR gets the VAE as vae_fp16.partNN, report.tgz
 #   (scripts/vae_report.py: PSNR, sharpness and strips deep in a stream) and vae_meta.tgz.
-# Env: FRAMES (training frames to record), MAPS, PRESET, RECORD_ARGS (e.g. a smaller size),
+# Env: FRAMES (training frames to record), MAPS, DATA (train on this recorded folder instead, e.g. one
+#      map's; default /tmp/doom), PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), VAE_LATENTS (latents per
 #      VAE clip, default 3; 7 or more trains the middle of a stream too), VAE_PRECISION (bf16, the
 #      default, or fp32), ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
 #      blocks of the teacher, the default; 0: eager),
 #      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
-#      DIT_DIM / DIT_LAYERS (a new DiT of that width and depth, e.g. 384 and 12, on the VAE;
-#      default: the preset's), RUNS (the runs folder, default /tmp/runs: two runs side by side on
+#      DIT_DIM / DIT_LAYERS / DIT_PATCH (a new DiT of that width, depth and patch, e.g. 384, 12 and 1,
+#      on the VAE; default: the preset's), RUNS (the runs folder, default /tmp/runs: two runs side by side on
 #      one machine each take their own, with CUDA_VISIBLE_DEVICES splitting the GPUs),
 #      PREV_LATENT (1: give the DiT the previous-frame path, `train world --prev-latent`),
 #      SELF_CONTEXT (share of batches whose context is the model's own rollout, `train world --self-context`),
@@ -40,7 +41,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/src" PYTHONUNBUFFERED=1 OMP_
 ngpu=$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")
 iw() { python3 -m interworld.cli.main "$@"; }
 iwrun() { torchrun --standalone --nproc_per_node "$ngpu" -m interworld.cli.main "$@"; }
-data=/tmp/doom; runs=${RUNS:-/tmp/runs}; mkdir -p "$out"
+data=${DATA:-/tmp/doom}; runs=${RUNS:-/tmp/runs}; mkdir -p "$out"
 t0=$(date +%s)
 # shellcheck disable=SC2086
 record_lease_data "${FRAMES:-200000}" ${RECORD_ARGS:-}
@@ -62,8 +63,8 @@ if [ "$world_s" = 0 ]; then
   pack_vae "$out" $runs
   ls -la "$out"; check_return "$out" || true; exit 0
 fi
-# DIT_DIM / DIT_LAYERS shape a new DiT only (a follow-up call resumes the one it made)
-new_dit=""; [ -z "$resume" ] && [ ! -f $runs/world/config.json ] && new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS}"
+# DIT_DIM / DIT_LAYERS / DIT_PATCH shape a new DiT only (a follow-up call resumes the one it made)
+new_dit=""; [ -z "$resume" ] && [ ! -f $runs/world/config.json ] && new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS} ${DIT_PATCH:+--dit-patch $DIT_PATCH}"
 # shellcheck disable=SC2086
 iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init "${INIT:-$runs/vae}" ) $new_dit \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \

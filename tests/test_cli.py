@@ -131,15 +131,21 @@ def test_bench_runs_on_cpu(tmp_path):
 
 
 def test_bench_prices_a_dit_of_another_size(tmp_path, capsys):
-    """--dit-dim / --dit-layers: the preset with a wider or deeper DiT, so a size is priced before
-    a lease trains it; the shape shows in the result and in the title."""
+    """--dit-dim / --dit-layers / --dit-patch: the preset with a wider, deeper or finer DiT, so a
+    size is priced before a lease trains it; the shape shows in the result and in the title."""
     runs = {}
-    for name, extra in (("plain", []), ("wide", ["--dit-dim", "64", "--dit-layers", "3"])):
+    for name, extra in (("plain", []), ("wide", ["--dit-dim", "64", "--dit-layers", "3"]),
+                        ("fine", ["--dit-patch", "1"])):
         out = tmp_path / f"{name}.json"
         assert main(["bench", "--preset", "tiny", "--iters", "1", "--warmup", "1", "--json", str(out), *extra]) == 0
         runs[name] = json.loads(out.read_text())
-    assert (runs["plain"]["dit"], runs["wide"]["dit"]) == ("", "64x3")
+    assert (runs["plain"]["dit"], runs["wide"]["dit"], runs["fine"]["dit"]) == ("", "64x3", "32x2/p1")
     assert "tiny (DiT 64x3)" in capsys.readouterr().out
     # tiny's DiT is 32 wide and 2 deep: 64 x 3 does more than twice its linear work per step
     assert runs["wide"]["flops"]["linear_per_step"] > 2 * runs["plain"]["flops"]["linear_per_step"]
+    # patch 1: four times the tokens, so about three times tiny's linear work (its cross-attention keys
+    # do not grow) and four times four its self-attention's (the keys and the queries)
+    f, p = runs["fine"]["flops"], runs["plain"]["flops"]
+    assert f["linear_per_step"] > 3 * p["linear_per_step"] and f["attn_per_step"] > 12 * p["attn_per_step"]
     _expect_clean_error(capsys, ["bench", "--preset", "tiny", "--dit-dim", "100"], "multiple of 64")
+    _expect_clean_error(capsys, ["bench", "--preset", "tiny", "--dit-dim", "0"], "multiple of 64")

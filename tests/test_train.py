@@ -176,6 +176,15 @@ def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
     assert (m2["sampler"], m2["steps"]) == (tiny.sampler, tiny.steps) != ("x0", 2)
     with pytest.raises(ValueError, match="new DiT"):  # a run folder that has a DiT is resumed as it is
         fit(FitArgs("world", str(data), str(run2), steps=2, batch=2, latents=3, device="cpu", dit_dim=192))
+    # one token per latent pixel: the same blocks on four times the tokens, and the checkpoint says so
+    run3 = fit(FitArgs("world", str(data), str(tmp_path / "w3"), init=str(vae_run), steps=2, batch=2, latents=3,
+                       val_every=1000, ckpt_every=1000, device="cpu", dit_patch=1))
+    w3 = World.from_pretrained(str(run3))
+    assert w3.cfg.patch == (1, 1, 1) and w3.dit.patch_embedding.kernel_size == (1, 1, 1)
+    assert w3.cfg.tokens_per_frame(32, 32) == 4 * tiny.tokens_per_frame(32, 32)
+    with pytest.raises(ValueError, match="multiple of 64"):  # 0 is refused, not taken as "the config's"
+        fit(FitArgs("world", str(data), str(tmp_path / "w4"), init=str(vae_run), steps=1, batch=2, latents=3,
+                    device="cpu", dit_dim=0))
 
 
 def test_training_precision_on_a_cpu_is_fp32_and_its_name_is_checked():

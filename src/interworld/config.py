@@ -174,17 +174,24 @@ class ModelConfig:
     def replace(self, **kw) -> "ModelConfig":
         return dataclasses.replace(self, **kw)
 
-    def with_dit(self, dim: int | None = None, layers: int | None = None) -> "ModelConfig":
-        """This config with a DiT `dim` wide (heads of 64 channels, FFN 3x) and `layers` deep; None
-        keeps the config's (`train world --dit-dim`, `bench --dit-dim`)."""
+    def with_dit(self, dim: int | None = None, layers: int | None = None, patch: int | None = None) -> "ModelConfig":
+        """This config with a DiT `dim` wide (heads of 64 channels, FFN 3x), `layers` deep, and
+        latent patches of `patch` x `patch` (1: one token per latent pixel, four times the tokens of
+        Wan's 2); None keeps the config's (`train world --dit-dim`, `bench --dit-dim`)."""
         cfg = self
         if dim is not None:
             if dim < 64 or dim % 64:
                 raise ValueError(f"--dit-dim {dim}: give a multiple of 64 (heads of 64 channels)")
             cfg = cfg.replace(dim=dim, ffn_dim=3 * dim, num_heads=dim // 64)
-        if layers is not None and layers < 1:
-            raise ValueError(f"--dit-layers {layers}: give 1 or more")
-        return cfg.replace(num_layers=layers or cfg.num_layers)
+        if layers is not None:
+            if layers < 1:
+                raise ValueError(f"--dit-layers {layers}: give 1 or more")
+            cfg = cfg.replace(num_layers=layers)
+        if patch is not None:
+            if patch not in (1, 2):
+                raise ValueError(f"--dit-patch {patch}: give 1 or 2 (latent pixels per token side)")
+            cfg = cfg.replace(patch=(cfg.patch[0], patch, patch))
+        return cfg
 
     # ---------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:

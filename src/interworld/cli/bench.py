@@ -47,6 +47,8 @@ def add_parser(sub):
                    help="a DiT N wide (a multiple of 64; heads of 64, FFN 3x), to price a size before training it "
                         "(`train world --dit-dim`); default: the preset's")
     p.add_argument("--dit-layers", type=int, metavar="L", help="a DiT L blocks deep (default: the preset's)")
+    p.add_argument("--dit-patch", type=int, choices=[1, 2], metavar="P",
+                   help="a DiT with P x P latent pixels per token (default: the preset's)")
     p.add_argument("--warmup", type=int, default=2, help="warm-up iterations (default 2)")
     p.add_argument("--iters", type=int, default=5, help="measured iterations; medians are reported (default 5)")
     p.add_argument("--no-memory", action="store_true", help="without memory retrieval (on by default, as in "
@@ -86,7 +88,8 @@ def run(args) -> int:
                          "interworld.cli.main bench --parallel ...")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, None: None}[args.dtype]
     shape = dict(height=args.height, width=args.width, scheme=args.scheme, new_latents=args.new_latents,
-                 light_decoder=args.light_decoder, dit_dim=args.dit_dim, dit_layers=args.dit_layers)
+                 light_decoder=args.light_decoder, dit_dim=args.dit_dim, dit_layers=args.dit_layers,
+                 dit_patch=args.dit_patch)
     try:
         bench_config(args.preset, **shape)
     except ValueError as e:

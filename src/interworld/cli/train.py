@@ -67,6 +67,9 @@ def add_parser(sub):
                    help="world: width of a new DiT on --init's VAE (a multiple of 64; default: the config's). "
                         "--init may be a world model, the shipped one included: its DiT is then not used")
     p.add_argument("--dit-layers", type=int, metavar="N", help="world: blocks of a new DiT (default: the config's)")
+    p.add_argument("--dit-patch", type=int, choices=[1, 2], metavar="P",
+                   help="world: a new DiT with P x P latent pixels per token (default: the config's, 2; 1 gives "
+                        "four times the tokens, for motion finer than a 2x2 patch)")
     p.add_argument("--prev-latent", action="store_true",
                    help="world: add the previous-frame path to the DiT (each frame also embeds the latent before "
                         "it, a direct way to copy what stays in view); zero at first, so --init's DiT starts as "
@@ -140,7 +143,8 @@ def run(args) -> int:
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
                  **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
-                 dit_dim=args.dit_dim, dit_layers=args.dit_layers, precision=args.precision,
+                 dit_dim=args.dit_dim, dit_layers=args.dit_layers, dit_patch=args.dit_patch,
+                 precision=args.precision,
                  prev_latent=args.prev_latent, self_context=args.self_context,
                  self_context_sink=args.self_context_sink)
     try:

@@ -124,10 +124,10 @@ PROMPT = "a corridor in a castle"
 
 def bench_config(preset: str, *, height: int | None = None, width: int | None = None, scheme: str | None = None,
                  new_latents: int | None = None, light_decoder: float | None = None, dit_dim: int | None = None,
-                 dit_layers: int | None = None) -> tuple[ModelConfig, str]:
+                 dit_layers: int | None = None, dit_patch: int | None = None) -> tuple[ModelConfig, str]:
     """The preset with the run's frame size and chunk size, and the scheme. light_decoder: the
     decoder's widths scaled by this (a pruned decoder, as `train decoder` makes; MG-LightVAE).
-    dit_dim / dit_layers: a DiT of another width or depth (ModelConfig.with_dit), to price a size."""
+    dit_dim / dit_layers / dit_patch: a DiT of another width, depth or patch (ModelConfig.with_dit), to price it."""
     import dataclasses
 
     from interworld.config import get_preset
@@ -143,17 +143,19 @@ def bench_config(preset: str, *, height: int | None = None, width: int | None = 
         over["width"] = width
     if light_decoder:
         over["vae"] = dataclasses.replace(cfg.vae, dec_width_scale=light_decoder)
-    if dit_dim or dit_layers:
-        cfg = cfg.with_dit(dit_dim, dit_layers)
+    if any(v is not None for v in (dit_dim, dit_layers, dit_patch)):  # 0 too: with_dit refuses it
+        cfg = cfg.with_dit(dit_dim, dit_layers, dit_patch)
     return cfg.replace(**over), scheme
 
 
 def dit_label(preset: str, cfg: ModelConfig) -> str:
-    """"WIDTHxLAYERS" where cfg's DiT is not the preset's, else ""."""
+    """"WIDTHxLAYERS" (and "/pP" for another patch) where cfg's DiT is not the preset's, else ""."""
     from interworld.config import get_preset
 
     p = get_preset(preset)
-    return "" if (cfg.dim, cfg.num_layers) == (p.dim, p.num_layers) else f"{cfg.dim}x{cfg.num_layers}"
+    if (cfg.dim, cfg.num_layers, cfg.patch) == (p.dim, p.num_layers, p.patch):
+        return ""
+    return f"{cfg.dim}x{cfg.num_layers}" + ("" if cfg.patch == p.patch else f"/p{cfg.patch[1]}")
 
 
 def bench_image(cfg: ModelConfig):
@@ -259,7 +261,7 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
               light_decoder: float | None = None, warmup: int = 2, iters: int = 5, memory: bool = True,
               quantize: str | None = None, compile: str | None = None, attention: str = "auto", offload: bool = False,
               decode: str = "inline", dit_dim: int | None = None, dit_layers: int | None = None,
-              progress=None) -> BenchResult:
+              dit_patch: int | None = None, progress=None) -> BenchResult:
     """One device. compile / quantize / attention / offload: the speed-ups of engine/accel.py,
     each measurable against the eager baseline (offload builds on the CPU and streams blocks).
     decode "overlap": a thread decodes chunk n on its own stream while chunk n+1 is generated
@@ -271,7 +273,8 @@ def run_bench(preset: str = "tiny", *, device: str = "cpu", dtype: torch.dtype |
     dev = torch.device(device)
     dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
     cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents,
-                               light_decoder=light_decoder, dit_dim=dit_dim, dit_layers=dit_layers)
+                               light_decoder=light_decoder, dit_dim=dit_dim, dit_layers=dit_layers,
+                               dit_patch=dit_patch)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     world = _build_world(cfg, scheme, torch.device("cpu") if offload else dev, dtype, steps, memory)
@@ -305,7 +308,7 @@ def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: tor
                        height: int | None = None, width: int | None = None, steps: int = 3, scheme: str | None = None,
                        new_latents: int | None = None, light_decoder: float | None = None, warmup: int = 2,
                        iters: int = 5, memory: bool = True, quantize: str | None = None, decode: str = "separate",
-                       dit_dim: int | None = None, dit_layers: int | None = None,
+                       dit_dim: int | None = None, dit_layers: int | None = None, dit_patch: int | None = None,
                        progress=None) -> BenchResult | None:
     """`run_bench` over the processes of a torchrun job, one GPU each (engine/parallel.py).
 
@@ -327,7 +330,8 @@ def run_bench_parallel(preset: str = "tiny", *, device: str = "cuda", dtype: tor
     dev = ranks.device
     dtype = dtype or (torch.bfloat16 if dev.type == "cuda" else torch.float32)
     cfg, scheme = bench_config(preset, height=height, width=width, scheme=scheme, new_latents=new_latents,
-                               light_decoder=light_decoder, dit_dim=dit_dim, dit_layers=dit_layers)
+                               light_decoder=light_decoder, dit_dim=dit_dim, dit_layers=dit_layers,
+                               dit_patch=dit_patch)
     c, _, h, w = cfg.latent_shape(1)
     shape = (1, c, max_chunk_latents(cfg, scheme), h, w)
     n_warm = _warm_iters(cfg, scheme, warmup)

@@ -63,6 +63,7 @@ class FitArgs:
     vae_dim: int | None = None  # vae: base width of a new VAE (default: the preset's)
     dit_dim: int | None = None  # world: width of a new DiT (heads of 64, FFN 3x; default: the config's)
     dit_layers: int | None = None  # world: blocks of a new DiT (default: the config's)
+    dit_patch: int | None = None  # world: latent pixels per token side of a new DiT (default: the config's)
     prev_latent: bool = False  # world: give the DiT the previous-frame path (config.prev_latent), zero at first
     self_context: float = 0.0  # world: share of batches whose context is the model's own rollout (causal)
     self_context_sink: str = "own"  # world: "other": those batches see another clip's start latent as the sink
@@ -136,15 +137,16 @@ def fit(a: FitArgs, progress=None) -> Path:
         if a.prev_latent and not resume:
             cfg = cfg.replace(prev_latent=True)
     tensors = load_tensors(src) if src is not None else {}
-    if a.kind == "world" and (a.dit_dim or a.dit_layers):
+    shape = (a.dit_dim, a.dit_layers, a.dit_patch)
+    if a.kind == "world" and any(v is not None for v in shape):  # 0 too: with_dit refuses it
         if resume:
-            raise ValueError(f"--dit-dim/--dit-layers shape a new DiT, and {run} already has one: resume it "
+            raise ValueError(f"--dit-dim/--dit-layers/--dit-patch shape a new DiT, and {run} already has one: resume it "
                              f"without them, or give a new --out")
         if any(k.startswith("dit.") for k in tensors):  # e.g. the shipped model: its VAE is what a user has
             tensors = {k: v for k, v in tensors.items() if k.startswith("vae.")}
             if common.is_main():
                 print(f"a new DiT on the VAE of {src}: its DiT and text encoder are not used")
-        cfg = cfg.with_dit(a.dit_dim, a.dit_layers)
+        cfg = cfg.with_dit(*shape)
 
     vae = CausalVAE(cfg.vae).to(device)
     if any(k.startswith("vae.") for k in tensors):
