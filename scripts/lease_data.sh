@@ -60,3 +60,30 @@ check_return() {
     return 1
   fi
 }
+
+# A run that spans several calls on a warm machine (docs/TRAINING.md, run 27): a call's processes
+# are killed when it returns, except those in a process session of their own, which run on until
+# the machine goes back (the device tool's README). One detached run loads its data and compiles
+# once, where a run resumed in each call does both again every call (160 s of compiling on 4 GPUs).
+# detach_start NAME CMD...: CMD in its own session; its output in $DETACH_DIR/NAME.log (default
+#   /tmp), and NAME.rc with its exit status once it has ended.
+detach_start() {
+  local name=$1 dir=${DETACH_DIR:-/tmp}
+  shift
+  rm -f "$dir/$name.rc"
+  setsid bash -c '"$@" > "$0.log" 2>&1 < /dev/null; echo $? > "$0.rc.tmp" && mv "$0.rc.tmp" "$0.rc"' \
+    "$dir/$name" "$@" > /dev/null 2>&1 < /dev/null &  # holding the call's output open would hold the call
+}
+
+# detach_wait NAME SECONDS [RESULTS [DEST]]: wait up to SECONDS for the run NAME, print its log's
+# tail, and once it has ended copy the files in RESULTS into DEST (default $OUT), to come back with
+# this call. Returns the run's exit status, or 3 while it is still running: call it again from the
+# next call, made at once (a machine left idle 30 s goes back, and the run with it).
+detach_wait() {
+  local name=$1 end=$(( $(date +%s) + $2 )) res=${3:-} dest=${4:-${OUT:-}} dir=${DETACH_DIR:-/tmp}
+  while [ ! -f "$dir/$name.rc" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 2; done
+  tail -n 15 "$dir/$name.log" 2>/dev/null
+  [ -f "$dir/$name.rc" ] || { echo "$name: still running"; return 3; }
+  if [ -n "$res" ] && [ -n "$dest" ]; then cp -r "$res"/. "$dest"/ && check_return "$dest"; fi
+  return "$(cat "$dir/$name.rc")"
+}

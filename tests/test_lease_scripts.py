@@ -39,3 +39,26 @@ def test_check_return_warns_when_a_call_would_leave_files_behind(tmp_path):
         f.truncate(17 * 2**20)
     r = check_return(huge)
     assert r.returncode == 1 and "1 over 16 MiB" in r.stderr
+
+
+def lease_bash(cmd: str, tmp_path: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f'source "{SCRIPTS}/lease_data.sh" && {cmd}'], capture_output=True,
+                          text=True, timeout=timeout, env={"PATH": "/usr/bin:/bin", "DETACH_DIR": str(tmp_path)})
+
+
+def test_a_detached_run_outlives_the_call_that_starts_it(tmp_path):
+    res, dest = tmp_path / "res", tmp_path / "dest"
+    res.mkdir()
+    dest.mkdir()
+    job = f'sleep 2; echo trained > "{res}/log.txt"; echo step 100; exit 7'
+    # the starting shell returns at once; its run goes on in a session of its own
+    r = lease_bash(f"detach_start run bash -c '{job}'; echo started", tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "started"
+    assert not (tmp_path / "run.rc").exists()
+    # a wait that ends first says so and copies nothing
+    r = lease_bash(f'detach_wait run 0 "{res}" "{dest}"', tmp_path)
+    assert r.returncode == 3 and "still running" in r.stdout and not any(dest.iterdir())
+    # the next one finds it done: its exit status, its log's tail, its results copied
+    r = lease_bash(f'detach_wait run 20 "{res}" "{dest}"', tmp_path)
+    assert r.returncode == 7 and "step 100" in r.stdout
+    assert (dest / "log.txt").read_text() == "trained\n" and (tmp_path / "run.rc").read_text() == "7\n"
