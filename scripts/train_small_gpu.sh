@@ -19,7 +19,9 @@
 # Env: FRAMES (training frames to record), MAPS, DATA (train on this recorded folder instead, e.g. one
 #      map's; default /tmp/doom), PRESET, RECORD_ARGS (e.g. a smaller size),
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
-#      WORLD_LR / VAE_LR, VAE_DIM (width of a new VAE; default: the preset's), VAE_LATENTS (latents per
+#      WORLD_LR / VAE_LR, FIT_TIME (1: the world's cosine ends with WORLD_SECONDS, WORLD_STEPS its cap;
+#      for a run not resumed in a later call, e.g. one detached across calls, run 27),
+#      VAE_DIM (width of a new VAE; default: the preset's), VAE_LATENTS (latents per
 #      VAE clip, default 3; 7 or more trains the middle of a stream too), VAE_PRECISION (bf16, the
 #      default, or fp32), ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
 #      blocks of the teacher, the default; 0: eager),
@@ -64,12 +66,15 @@ if [ "$world_s" = 0 ]; then
   ls -la "$out"; check_return "$out" || true; exit 0
 fi
 # DIT_DIM / DIT_LAYERS / DIT_PATCH shape a new DiT only (a follow-up call resumes the one it made)
-new_dit=""; [ -z "$resume" ] && [ ! -f $runs/world/config.json ] && new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS} ${DIT_PATCH:+--dit-patch $DIT_PATCH}"
+new_dit=""
+[ -z "$resume" ] && [ ! -f $runs/world/config.json ] &&
+  new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS} ${DIT_PATCH:+--dit-patch $DIT_PATCH}"
 # shellcheck disable=SC2086
 iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init "${INIT:-$runs/vae}" ) $new_dit \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \
    --error-buffer "${ERROR_BUFFER:-0}" --memory "${MEMORY:-0.5}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 \
-   $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) $( [ "${PREV_LATENT:-0}" = 1 ] && echo --prev-latent ) \
+   $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) $( [ "${FIT_TIME:-0}" = 1 ] && echo --fit-time ) \
+   $( [ "${PREV_LATENT:-0}" = 1 ] && echo --prev-latent ) \
    --self-context "${SELF_CONTEXT:-0}" --self-context-sink "${SELF_CONTEXT_SINK:-own}" --quiet
 echo "teacher trained at $(( $(date +%s) - t0 )) s"
 if [ "$distill_s" -gt 0 ]; then

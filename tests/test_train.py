@@ -277,3 +277,31 @@ def test_world_training_on_its_own_rollouts_runs_and_asks_for_the_causal_scheme(
         with pytest.raises(ValueError, match="self-context-sink other"):
             fit(FitArgs("world", str(data), str(tmp_path / "x"), init=str(vae_run), steps=1, latents=5,
                         **{"batch": 2, **kw}, scheme="causal", device="cpu", self_context_sink="other"))
+
+
+def test_steps_for_time_ends_the_schedule_with_the_time():
+    from interworld.train.common import Budget, steps_for_time
+
+    assert steps_for_time(1000, 7.5, 400.0, 100_000) == 4000  # 3000 more steps in the 400 s left
+    assert steps_for_time(1000, 7.5, 400.0, 2500) == 2500  # never beyond --steps
+    assert steps_for_time(1000, 7.5, -5.0, 100_000) == 1001  # out of time: the schedule ends now
+    assert Budget(None).left() == float("inf") and not Budget(None).done()
+    assert Budget(1000).margin == 20 and Budget(30).margin == 3  # a short budget keeps a tenth back
+
+
+def test_fit_time_anneals_by_the_time_limit(data, tmp_path):
+    """--fit-time: with far more --steps than the time allows, the cosine is fitted to the measured
+    speed, so the run stops on time with its learning rate near the floor, not at its peak."""
+    vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=2, batch=2, latents=2,
+                          val_every=1000, ckpt_every=1000, device="cpu"))
+    with pytest.raises(ValueError, match="--time-limit"):
+        fit(FitArgs("world", str(data), str(tmp_path / "x"), init=str(vae_run), steps=5, device="cpu", fit_time=True))
+    run = fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(vae_run), steps=1_000_000, batch=2,
+                      latents=3, lr=1e-3, warmup=4, log_every=4, val_every=10**6, ckpt_every=10**6, device="cpu",
+                      time_limit=15, fit_time=True))
+    logs = [r for r in read_log(run) if "lr" in r]
+    plans = [r["planned_steps"] for r in logs]
+    assert max(plans) == 1_000_000 and plans[-1] < 1_000_000  # the cap until the speed is measured, then a plan
+    last = logs[-1]
+    assert last["step"] >= 0.7 * plans[-1]  # it ran (nearly) to its plan ...
+    assert last["lr"] < 0.4e-3  # ... so the cosine came down from 1e-3 towards its floor of 1e-4

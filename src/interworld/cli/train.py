@@ -39,6 +39,10 @@ def add_parser(sub):
     p.add_argument("--latents", type=int, default=8, help="latent frames per clip (default 8: 29 video frames)")
     p.add_argument("--scheme", choices=["segment", "causal"], help="attention scheme (default: the preset's)")
     p.add_argument("--time-limit", type=float, help="wall-clock seconds; checkpoint and stop before they run out")
+    p.add_argument("--fit-time", action="store_true",
+                   help="vae, world: with --time-limit, set the schedule's length from the measured steps per "
+                        "second so that the learning rate's cosine ends when the time does, instead of being cut "
+                        "off high or ending early; --steps is then its cap (the plan is logged as planned_steps)")
     p.add_argument("--val-every", type=int, default=500, help="validate every N steps (default 500)")
     p.add_argument("--ckpt-every", type=int, default=1000, help="checkpoint every N steps (default 1000)")
     p.add_argument("--log-every", type=int, default=20, help="log every N steps (default 20)")
@@ -139,6 +143,7 @@ def run(args) -> int:
         raise UsageError("world training needs --init with a trained VAE (interworld train vae)")
     fa = FitArgs(kind=args.kind, data=args.data, out=args.out, preset=args.preset, init=args.init, steps=args.steps,
                  batch=args.batch, lr=args.lr, warmup=args.warmup, latents=args.latents, time_limit=args.time_limit,
+                 fit_time=args.fit_time,
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,

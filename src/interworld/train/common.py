@@ -168,16 +168,28 @@ def load_optimizer(run_dir: Path, opt: torch.optim.Optimizer, names: dict[int, s
 
 
 class Budget:
-    """A wall-clock budget: `done()` once `seconds` minus a safety margin have passed."""
+    """A wall-clock budget: `done()` once `seconds` minus a safety margin have passed (20 s, or a
+    tenth of a budget under 200 s)."""
 
-    def __init__(self, seconds: float | None, margin: float = 20.0):
-        self.t0, self.seconds, self.margin = time.time(), seconds, margin
+    def __init__(self, seconds: float | None, margin: float | None = None):
+        self.t0, self.seconds = time.time(), seconds
+        self.margin = margin if margin is not None else min(20.0, (seconds or 0.0) / 10)
 
     def elapsed(self) -> float:
         return time.time() - self.t0
 
+    def left(self) -> float:
+        """Seconds until done() (inf without a budget)."""
+        return math.inf if self.seconds is None else self.seconds - self.margin - self.elapsed()
+
     def done(self) -> bool:
-        return self.seconds is not None and self.elapsed() > self.seconds - self.margin
+        return self.left() < 0
+
+
+def steps_for_time(step: int, rate: float, seconds_left: float, cap: int) -> int:
+    """Where a schedule should end for it to end when the time does: `step` plus the steps that
+    `rate` a second make in `seconds_left`; at least the next step, at most `cap`."""
+    return max(step + 1, min(cap, step + int(rate * max(0.0, seconds_left))))
 
 
 def cosine_lr(step: int, base: float, warmup: int, total: int, floor: float = 0.1) -> float:

@@ -48,6 +48,7 @@ class FitArgs:
     warmup: int = 100
     latents: int = 8  # latent frames per training clip
     time_limit: float | None = None  # seconds of wall clock for this run
+    fit_time: bool = False  # the schedule ends with time_limit: `steps` is then its cap (common.steps_for_time)
     log_every: int = 20
     val_every: int = 500
     ckpt_every: int = 1000
@@ -103,6 +104,8 @@ def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: 
 
 def fit(a: FitArgs, progress=None) -> Path:
     budget = common.Budget(a.time_limit)  # from the start: loading and encoding data count too
+    if a.fit_time and not a.time_limit:
+        raise ValueError("--fit-time sets the schedule's length from the time left: give --time-limit too")
     device, rank, world = common.setup_distributed(a.device)
     torch.manual_seed(a.seed + rank)
     run = Path(a.out)
@@ -140,8 +143,8 @@ def fit(a: FitArgs, progress=None) -> Path:
     shape = (a.dit_dim, a.dit_layers, a.dit_patch)
     if a.kind == "world" and any(v is not None for v in shape):  # 0 too: with_dit refuses it
         if resume:
-            raise ValueError(f"--dit-dim/--dit-layers/--dit-patch shape a new DiT, and {run} already has one: resume it "
-                             f"without them, or give a new --out")
+            raise ValueError(f"--dit-dim/--dit-layers/--dit-patch shape a new DiT, and {run} already has one: "
+                             f"resume it without them, or give a new --out")
         if any(k.startswith("dit.") for k in tensors):  # e.g. the shipped model: its VAE is what a user has
             tensors = {k: v for k, v in tensors.items() if k.startswith("vae.")}
             if common.is_main():
@@ -249,12 +252,15 @@ def fit(a: FitArgs, progress=None) -> Path:
     query_from = a.latents - (cfg.chunk_latents if scheme == "causal" else min(cfg.new_latents, a.latents - 1))
     # memory frames no further from the query than the generator will place them (memory_max_gap)
     mem_window = max(1, (cfg.memory_max_gap or 128) - query_from)
-    while step < a.steps and not stop:
+    # the schedule's length: --steps, or with fit_time where the measured speed reaches the time limit,
+    # measured from the first log after the warm-up (compiling is over by then) and again at every log
+    total, pace = a.steps, None
+    while step < total and not stop:
         use_memory = a.kind == "world" and a.memory > 0 and mem_rng.random() < a.memory
         b = data.sample(a.batch, memory=cfg.memory_latents) if use_memory else data.sample(a.batch)
         for g in opt.param_groups:
             rewarm = min(1.0, (step - warm_from + 1) / a.warmup) if warm_from else 1.0
-            g["lr"] = common.cosine_lr(step, a.lr, a.warmup, a.steps) * rewarm
+            g["lr"] = common.cosine_lr(step, a.lr, a.warmup, total) * rewarm
         with amp:
             if a.kind == "vae":
                 loss, metrics = vae_loss(wrapped["vae"], b["frames"], device, adversary=adversary, step=step)
@@ -283,12 +289,19 @@ def fit(a: FitArgs, progress=None) -> Path:
             t_log = time.time()
             metrics = {k: float(v) for k, v in metrics.items()}
             loss_avg = float(common.all_reduce_mean(torch.tensor(metrics["loss"], device=device)))
+            if a.fit_time and pace is not None:
+                plan = common.steps_for_time(step, (step - pace[0]) / (t_log - pace[1]), budget.left(), a.steps)
+                # every rank ends the same schedule at the same step, or DDP hangs
+                total = int(common.all_reduce_mean(torch.tensor(float(plan), device=device)))
+            elif a.fit_time and step >= a.warmup:
+                pace = (step, t_log)
             log.log(step, **{**metrics, "loss": loss_avg, "grad_norm": float(gn), "lr": opt.param_groups[0]["lr"],
                              "steps_per_s": a.log_every / dt, "clips_per_s": a.log_every * a.batch * world / dt,
+                             **({"planned_steps": total} if a.fit_time else {}),
                              **({"peak_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30}
                                 if device.type == "cuda" else {})})
         if progress and common.is_main() and step % a.log_every == 0:
-            progress(step, a.steps, {k: float(v) for k, v in last.items()})
+            progress(step, total, {k: float(v) for k, v in last.items()})
         if step % a.val_every == 0:
             last_val = validate()
         if step % a.ckpt_every == 0:
