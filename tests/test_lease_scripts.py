@@ -1,14 +1,21 @@
 """The shell helpers the GPU lease scripts share (scripts/lease_data.sh), run in bash here."""
 
+import os
 import subprocess
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+def lease_bash(cmd: str, detach_dir: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`cmd` in bash with lease_data.sh sourced (detached runs kept in detach_dir)."""
+    env = {**os.environ, **({"DETACH_DIR": str(detach_dir)} if detach_dir else {})}
+    return subprocess.run(["bash", "-c", f'source "{SCRIPTS}/lease_data.sh" && {cmd}'], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
 def check_return(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", f'source "{SCRIPTS}/lease_data.sh" && check_return "{folder}"'],
-                          capture_output=True, text=True)
+    return lease_bash(f'check_return "{folder}"')
 
 
 def test_check_return_warns_when_a_call_would_leave_files_behind(tmp_path):
@@ -39,11 +46,6 @@ def test_check_return_warns_when_a_call_would_leave_files_behind(tmp_path):
         f.truncate(17 * 2**20)
     r = check_return(huge)
     assert r.returncode == 1 and "1 over 16 MiB" in r.stderr
-
-
-def lease_bash(cmd: str, tmp_path: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", f'source "{SCRIPTS}/lease_data.sh" && {cmd}'], capture_output=True,
-                          text=True, timeout=timeout, env={"PATH": "/usr/bin:/bin", "DETACH_DIR": str(tmp_path)})
 
 
 def test_a_detached_run_outlives_the_call_that_starts_it(tmp_path):

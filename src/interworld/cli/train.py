@@ -73,7 +73,7 @@ def add_parser(sub):
     p.add_argument("--dit-layers", type=int, metavar="N", help="world: blocks of a new DiT (default: the config's)")
     p.add_argument("--dit-patch", type=int, choices=[1, 2], metavar="P",
                    help="world: a new DiT with P x P latent pixels per token (default: the config's, 2; 1 gives "
-                        "four times the tokens, for motion finer than a 2x2 patch)")
+                        "four times the tokens, each carrying a quarter of the detail)")
     p.add_argument("--prev-latent", action="store_true",
                    help="world: add the previous-frame path to the DiT (each frame also embeds the latent before "
                         "it, a direct way to copy what stays in view); zero at first, so --init's DiT starts as "

@@ -143,8 +143,7 @@ def bench_config(preset: str, *, height: int | None = None, width: int | None = 
         over["width"] = width
     if light_decoder:
         over["vae"] = dataclasses.replace(cfg.vae, dec_width_scale=light_decoder)
-    if any(v is not None for v in (dit_dim, dit_layers, dit_patch)):  # 0 too: with_dit refuses it
-        cfg = cfg.with_dit(dit_dim, dit_layers, dit_patch)
+    cfg = cfg.with_dit(dit_dim, dit_layers, dit_patch)  # None keeps the preset's; 0 is refused
     return cfg.replace(**over), scheme
 
 
