@@ -6,8 +6,9 @@ stored, e.g. DST = src/interworld/assets/small).
 
 --only keeps the tensors whose names start with one of the prefixes (e.g. `dit.` brings back
 a student without the VAE and text encoder it shares with its teacher: under the 16 MiB a file
-may have); --base completes such a part into a whole checkpoint from CKPT's other tensors.
-The config is SRC's."""
+may have); --base completes such a part into a whole checkpoint from CKPT's other tensors:
+only those of modules SRC has nothing of (two name levels: `dit.blocks`, `vae.decoder`), so
+a DiT of another depth or width takes none of CKPT's blocks. The config is SRC's."""
 
 import argparse
 import shutil
@@ -17,6 +18,12 @@ from safetensors.torch import save_file
 
 from interworld.io.checkpoint import load_tensors
 from interworld.io.quant import quantize
+
+
+def module(name: str) -> str:
+    """The two-level module a tensor belongs to, e.g. `dit.blocks`."""
+    return ".".join(name.split(".")[:2])
+
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("src")
@@ -31,7 +38,8 @@ t = load_tensors(src)  # 8-bit sources come back as floats
 if a.only:
     t = {k: v for k, v in t.items() if k.startswith(tuple(a.only.split(",")))}
 if a.base:
-    t = {**load_tensors(a.base), **t}
+    have = {module(k) for k in t}
+    t = {**{k: v for k, v in load_tensors(a.base).items() if module(k) not in have}, **t}
 t = quantize(t) if a.int8 else {k: (v.half() if v.is_floating_point() else v) for k, v in t.items()}
 tmp = dst / "model.safetensors.tmp"
 save_file(t, str(tmp))

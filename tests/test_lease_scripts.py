@@ -1,8 +1,13 @@
-"""The shell helpers the GPU lease scripts share (scripts/lease_data.sh), run in bash here."""
+"""The shell helpers the GPU lease scripts share (scripts/lease_data.sh), run in bash here, and
+scripts/fp16_copy.py, which packs what a lease brings back and completes it here."""
 
 import os
 import subprocess
+import sys
 from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -64,3 +69,27 @@ def test_a_detached_run_outlives_the_call_that_starts_it(tmp_path):
     r = lease_bash(f'detach_wait run 20 "{res}" "{dest}"', tmp_path)
     assert r.returncode == 7 and "step 100" in r.stdout
     assert (dest / "log.txt").read_text() == "trained\n" and (tmp_path / "run.rc").read_text() == "7\n"
+
+
+def test_fp16_copy_completes_a_dit_of_another_depth_without_the_bases_blocks(tmp_path):
+    # run 28: a DiT of 8 blocks completed from the shipped model's 10 took its blocks 8 and 9 too
+    def ckpt(name, tensors):
+        (tmp_path / name).mkdir()
+        save_file({k: v.clone() for k, v in tensors.items()}, str(tmp_path / name / "model.safetensors"))
+        (tmp_path / name / "config.json").write_text("{}")
+        return str(tmp_path / name)
+
+    one = torch.ones(2, 2)
+    base = ckpt("base", {"dit.blocks.0.w": 0 * one, "dit.blocks.1.w": 0 * one, "dit.head.w": 0 * one,
+                         "vae.encoder.w": 2 * one, "vae.decoder.w": 3 * one, "text.w": 4 * one})
+    part = ckpt("part", {"dit.blocks.0.w": one, "dit.head.w": one, "vae.decoder.w": 5 * one})
+    for only, want in [("dit.", {"dit.blocks.0.w": 1, "dit.head.w": 1, "vae.encoder.w": 2, "vae.decoder.w": 3,
+                                 "text.w": 4}),
+                       (None, {"dit.blocks.0.w": 1, "dit.head.w": 1, "vae.encoder.w": 2, "vae.decoder.w": 5,
+                               "text.w": 4})]:
+        dst = tmp_path / f"out_{only}"
+        subprocess.run([sys.executable, str(SCRIPTS / "fp16_copy.py"), part, str(dst), "--base", base,
+                        *(["--only", only] if only else [])], check=True, capture_output=True)
+        got = load_file(str(dst / "model.safetensors"))
+        assert {k: float(v[0, 0]) for k, v in got.items()} == want
+        assert all(v.dtype == torch.float16 for v in got.values())
