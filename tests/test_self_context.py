@@ -1,6 +1,8 @@
 """Training on the model's own rollout as context (`train world --self-context`): the context is
 what the streaming generator makes under each clip's actions, the targets the real latents."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -142,3 +144,22 @@ def test_teacher_forced_prediction_keeps_no_graph():
     pred, real = teacher_forced_prediction(w.dit, w.vae, w.text_encoder, batch, cfg, "causal", "cpu",
                                            context_latents=2, steps=3)
     assert pred.shape == real.shape and not pred.requires_grad and pred.grad_fn is None
+
+
+def test_teacher_forced_prediction_of_the_x0_sampler_depends_on_its_seed_alone():
+    # the re-noising of the distilled students' sampler drew from torch's global generator
+    from interworld.engine.world import World
+    from interworld.train.world import teacher_forced_prediction
+
+    cfg = dataclasses.replace(get_preset("tiny"), sampler="x0")
+    w = World.from_config(cfg, seed=0)
+    n = 1 + 3 * cfg.vae.temporal
+    frames = torch.randint(0, 256, (1, n, cfg.height, cfg.width, 3), generator=torch.Generator().manual_seed(0),
+                           dtype=torch.uint8)
+    batch = WorldBatch(frames, torch.zeros(1, n, 6), torch.zeros(1, n, 2), torch.zeros(1, n, 5), ["a"])
+    preds = []
+    for seed, global_seed in [(5, 0), (5, 1), (6, 0)]:
+        torch.manual_seed(global_seed)
+        preds.append(teacher_forced_prediction(w.dit, w.vae, w.text_encoder, batch, cfg, "causal", "cpu",
+                                               context_latents=2, steps=3, seed=seed)[0])
+    assert torch.equal(preds[0], preds[1]) and not torch.equal(preds[0], preds[2])

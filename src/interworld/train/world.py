@@ -286,7 +286,10 @@ def teacher_forced_prediction(dit, vae, text_encoder, batch: WorldBatch, cfg: Mo
         v, _ = dit(full, tt, ctx, step, plucker=pl)
         return v[:, :, c:]
 
-    pred = sample(cfg.sampler, denoise, x, timesteps(steps, cfg.shift))
+    # the x0 sampler's re-noising draws from the seeded generator too: from the global one, an eval's
+    # teacher forcing changed with whatever drew before it (a motion model's init, run 28)
+    kw = {"generator": g} if cfg.sampler == "x0" else {}
+    pred = sample(cfg.sampler, denoise, x, timesteps(steps, cfg.shift), **kw)
     # decoded as the stream goes: the real latents before the prediction, then the prediction
     stream = torch.cat([history, z[:, :, 1:c], pred], 2)
     out = decode_after(vae, vae.denormalize(stream), history.shape[2] + c - 1)
