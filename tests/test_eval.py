@@ -109,7 +109,7 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     out = tmp_path / "eval"
     seen = []
     res = ev.evaluate(ev.EvalArgs(out=str(out), maps=["freedoom2:MAP19"], checkpoint=str(ck), seconds=2.0,
-                                  warmup=10, context_latents=2, tf_windows=2, pose_model=str(pose)),
+                                  warmup=10, context_latents=2, tf_windows=2, pose_model=str(pose), camera="engine"),
                       progress=lambda d, n, what: seen.append((d, n)))
     assert seen[-1][0] == seen[-1][1] == 3
     s = res["summary"]
@@ -126,6 +126,7 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
         assert (out / f).stat().st_size > 0, f
     assert "| rollout PSNR (dB) |" in (out / "summary.md").read_text()
     assert "action following: yaw error" in (out / "summary.md").read_text()
+    assert "camera poses from the engine" in (out / "summary.md").read_text()  # the other tests: from the actions
 
     floor = ev.evaluate(ev.EvalArgs(out=str(tmp_path / "floor"), maps=["freedoom2:MAP19"], baseline="repeat-last",
                                     checkpoint=str(ck), seconds=2.0, warmup=10, context_latents=2, tf_windows=2,

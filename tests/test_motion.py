@@ -62,3 +62,41 @@ def test_trained_on_engine_frames_it_beats_the_fixed_kinematics_and_streams(tmp_
     w2.step([{"keys": ["w"]}] * n)
     moved = w2.gen.poses[0, -1, :2].norm()
     assert moved > 0 and w2.gen.velocity[0] is not None  # the learned model drove the camera poses
+
+
+@pytest.mark.parametrize("scheme", ["causal", "segment"])
+def test_given_camera_poses_replace_the_integrated_ones(scheme):
+    # `eval --camera engine`: the engine's poses in place of those integrated from the actions
+    from interworld.engine.world import World
+    from interworld.eval.rollout import rollout
+
+    cfg = get_preset("tiny")
+    w = World.from_config(cfg, seed=0, scheme=scheme)
+    torch.manual_seed(0)
+    with torch.no_grad():  # the camera layers start at zero (a base model starts unchanged): wake them
+        for name, p in w.dit.named_parameters():
+            if ".cam_" in name:
+                p.normal_(0, 0.2)
+    img = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    T = 13  # not a whole number of chunks: the last one runs past the script
+    keys = torch.zeros(T, 6)
+    keys[:, 0] = 1
+    mouse = torch.zeros(T, 2)
+    start = torch.tensor([5.0, -3.0, 0.0, 0.0, 0.0])  # walking along x: poses exact in float32 and float64
+    kin = torch.cat([start[None], integrate_poses(start, keys, mouse, cfg.kinematics)])
+    # the poses the model would have integrated give the same frames (12: whole chunks, as past the
+    # script's end the actions walk on where the given camera stays put)
+    plain = rollout(w, img, keys[:12], mouse[:12], "x", seed=3, pose=start)
+    same = rollout(w, img, keys[:12], mouse[:12], "x", seed=3, camera=kin[:13])
+    assert np.array_equal(plain["frames"], same["frames"])
+    latent_poses = kin[cfg.vae.temporal:13:cfg.vae.temporal]  # each latent's last frame
+    assert torch.equal(w.gen.poses[0, 1:], latent_poses)
+    still = kin.clone()
+    still[:, :3] = start[:3]  # the engine's player stuck at a wall
+    stuck = rollout(w, img, keys, mouse, "x", seed=3, camera=still)
+    assert stuck["frames"].shape == (T + 1, 32, 32, 3)
+    assert not np.array_equal(plain["frames"], stuck["frames"][:13])
+    assert torch.equal(w.gen.poses[0], start.expand(w.gen.poses.shape[1], 5))
+    with pytest.raises(ValueError, match="camera poses"):
+        w.reset(img, "x")
+        w.gen.next_chunk(keys[:w.frames_per_step], mouse[:w.frames_per_step], torch.zeros(1, 5))

@@ -62,6 +62,10 @@ def add_parser(sub):
                         "time, as play runs). On a GPU a batch costs little more than one rollout; the speed "
                         "figures are then per stream of the batch. Each case draws its own noise, so its rollout "
                         "is the same at any N")
+    p.add_argument("--camera", choices=["actions", "engine"], default="actions",
+                   help="the camera poses a rollout's model gets: integrated from the actions, as a player's are "
+                        "(default; by the checkpoint's motion model if it has one, else the fixed kinematics), or "
+                        "the engine's own, which isolates the world model from the pose estimate")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=0,
                    help="first case seed: the cases of a map take SEED to SEED+CASES-1, so to add new cases to "
@@ -94,7 +98,7 @@ def run(args) -> int:
     a = EvalArgs(out=args.out, maps=maps, checkpoint=args.checkpoint, random_init=args.random_init,
                  baseline=args.baseline, cases=args.cases, seconds=300.0 if args.long else args.seconds,
                  context_latents=args.context_latents, steps=args.steps, device=args.device, batch=args.batch,
-                 seed=args.seed, revisits=not args.no_revisits,
+                 seed=args.seed, revisits=not args.no_revisits, camera=args.camera,
                  pose_model=args.pose_model, memory=None if args.memory is None else args.memory == "on",
                  lpips_weights=args.lpips_weights, fvd_weights=args.fvd_weights)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"),

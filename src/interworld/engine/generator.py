@@ -279,9 +279,10 @@ class Generator:
         if self.scheme == "causal":
             self._write_cache([0], self.latent(0))
 
-    def _record_actions(self, keys: torch.Tensor, mouse: torch.Tensor) -> None:
+    def _record_actions(self, keys: torch.Tensor, mouse: torch.Tensor, poses: torch.Tensor | None = None) -> None:
         """Append one chunk's actions, keys [n, K] / mouse [n, 2] for every stream, or [S, n, *] one per
-        stream, and the poses they lead to."""
+        stream, and the poses they lead to; or `poses` [n, 5] / [S, n, 5], the camera's own (the
+        engine's, where one runs beside), in place of the ones integrated from the actions."""
         n, s = self.frames_for_next(), self.streams
         keys, mouse = keys.float().cpu(), mouse.float().cpu()
         if keys.dim() == 2:
@@ -289,24 +290,36 @@ class Generator:
         if keys.shape[:2] != (s, n) or mouse.shape[:2] != (s, n):
             raise ValueError(f"this chunk needs actions for {n} video frames of {s} action stream(s), got keys "
                              f"{tuple(keys.shape)} and mouse {tuple(mouse.shape)}")
-        vps = []
-        for i in range(s):
-            if self.motion is not None:
-                vp, self.velocity[i] = self.motion.integrate(self.video_pose[i], keys[i], mouse[i],
-                                                             self.cfg.kinematics, self.velocity[i])
-            else:
-                vp = integrate_poses(self.video_pose[i], keys[i], mouse[i], self.cfg.kinematics)
-            vps.append(vp)
-        vp = torch.stack(vps)
+        if poses is not None:
+            poses = torch.as_tensor(poses, dtype=torch.float32).cpu()
+            poses = poses[None].expand(s, -1, -1) if poses.dim() == 2 else poses
+            if poses.shape != (s, n, 5):
+                raise ValueError(f"this chunk needs camera poses [{s}, {n}, 5] (x, y, z, yaw, pitch per video "
+                                 f"frame), got {tuple(poses.shape)}")
+            # a learned motion model picks up from the camera's last displacement
+            path = torch.cat([self.video_pose[:, None], poses], 1)
+            self.velocity = list(path[:, -1, :2] - path[:, -2, :2])
+            vp = poses
+        else:
+            vps = []
+            for i in range(s):
+                if self.motion is not None:
+                    vp, self.velocity[i] = self.motion.integrate(self.video_pose[i], keys[i], mouse[i],
+                                                                 self.cfg.kinematics, self.velocity[i])
+                else:
+                    vp = integrate_poses(self.video_pose[i], keys[i], mouse[i], self.cfg.kinematics)
+                vps.append(vp)
+            vp = torch.stack(vps)
         self.video_pose = vp[:, -1]
         self.keys = torch.cat([self.keys, keys], 1)
         self.mouse = torch.cat([self.mouse, mouse], 1)
         self.poses = torch.cat([self.poses, vp[:, self.cfg.vae.temporal - 1 :: self.cfg.vae.temporal]], 1)
 
     @torch.no_grad()
-    def next_chunk(self, keys: torch.Tensor, mouse: torch.Tensor) -> torch.Tensor:
+    def next_chunk(self, keys: torch.Tensor, mouse: torch.Tensor, poses: torch.Tensor | None = None) -> torch.Tensor:
         """keys [n, K], mouse [n, 2] for the n = frames_for_next() video frames to make (or
-        [B, n, *], one per item, for a stream started with per_item).
+        [B, n, *], one per item, for a stream started with per_item); poses [n, 5] or [B, n, 5]:
+        the camera's poses for those frames, where they are known (default: from the actions).
 
         Returns the new clean latents [B, C, n/temporal, h, w].
         """
@@ -314,7 +327,7 @@ class Generator:
             raise RuntimeError("call start() with the first image latent before next_chunk()")
         n_new = self.new_count()
         first_new = self.n_latents
-        self._record_actions(keys, mouse)
+        self._record_actions(keys, mouse, poses)
         new_ids = torch.arange(first_new, first_new + n_new)
         if self.scheme == "causal":
             x0 = self._causal_chunk(new_ids)

@@ -63,6 +63,7 @@ class EvalArgs:
     lpips_weights: list[str] | None = None  # safetensors: VGG16 trunk + LPIPS v0.1 heads (eval/lpips.py)
     fvd_weights: str | None = None  # safetensors: piergiaj's Inception-I3D (eval/fvd.py)
     batch: int = 1  # rollouts generated at once (per-item action streams); 1: each on its own, as `play` runs
+    camera: str = "actions"  # the rollouts' camera poses: integrated from the actions, as a player's are, or "engine"
 
 
 def _mean(xs) -> float:
@@ -199,7 +200,8 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         if world is not None:
             t0 = time.perf_counter()  # the group's rollouts as one batch (per-item action streams)
             gens = rollouts(world, [gt["frames"][0] for *_, gt in group], [gt["keys"] for *_, gt in group],
-                            [gt["mouse"] for *_, gt in group], PROMPT, seed=[seed for _, seed, _ in group])
+                            [gt["mouse"] for *_, gt in group], PROMPT, seed=[seed for _, seed, _ in group],
+                            camera=[gt["pose"] for *_, gt in group] if a.camera == "engine" else None)
             wall = time.perf_counter() - t0
         for (map_id, seed, gt), gen in zip(group, gens):
             real = gt["frames"]
@@ -257,7 +259,8 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
                     r = {"map": map_id, "seed": seed, "script": name,
                          "engine_psnr": _finite(psnr(back, first)[0]), "engine_ssim": float(ssim(back, first)[0])}
                     if world is not None:
-                        g = rollout(world, first[0], k, m, PROMPT, seed=seed)["frames"]
+                        g = rollout(world, first[0], k, m, PROMPT, seed=seed,
+                                    camera=rv["pose"] if a.camera == "engine" else None)["frames"]
                         r["model_psnr"] = _finite(psnr(g[-1:], first)[0])
                         r["model_ssim"] = float(ssim(g[-1:], first)[0])
                         save_strip(out / f"revisit_{name}_{map_id.replace(':', '-')}_s{seed}.png",
@@ -365,7 +368,8 @@ def markdown(r: dict) -> str:
     f = lambda x: "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}" if abs(x) < 10 else f"{x:.2f}"  # noqa: E731
     lines = [f"# interworld eval: {st['model']} ({st['checkpoint'] or 'shipped'}), {', '.join(st['maps'])}", "",
              f"{st['height']}x{st['width']} at {st['fps']} fps, {st['seconds']} s rollouts, {st['steps']} steps, "
-             f"{st['cases']} case(s) per map, memory {'on' if st.get('memory') else 'off'}, device {st['device']}, "
+             f"{st['cases']} case(s) per map, memory {'on' if st.get('memory') else 'off'}, "
+             f"camera poses from the {'engine' if st.get('camera') == 'engine' else 'actions'}, device {st['device']}, "
              f"torch {st['torch']}", "",
              "| metric | model | repeat-last |", "|---|---|---|"]
     perceptual = []  # only where the user passed the backbones' weights
