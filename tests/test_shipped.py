@@ -27,6 +27,7 @@ def test_the_shipped_model_is_an_8bit_trained_checkpoint_under_40_mb():
 
 def test_generate_and_play_default_to_the_shipped_model():
     w = World.from_pretrained("small")  # no random_init: the shipped weights
+    assert w.motion is not None  # its camera poses carry Doom's momentum (docs/TRAINING.md, run 28)
     first = w.reset(np.asarray(Image.open("examples/start.png").convert("RGB")), "x")
     assert first.shape == (1, 128, 160, 3)
     frames = w.step(None)
