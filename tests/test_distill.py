@@ -68,6 +68,20 @@ def test_self_rollout_is_the_streaming_generator(scheme, memory):
     other, _ = rollout(dit, cfg, ctx, z, *per_item, chunks=3, seed=6, exit_steps=[last] * 3, grad=False)
     assert not torch.allclose(other, want, atol=1e-3)  # the comparison can fail: another seed differs
 
+    # `distill --camera engine`: the rollout follows the recorded poses as the generator given them does
+    poses = (torch.randn(t_frames, 5, generator=torch.Generator().manual_seed(1)) * 4).cumsum(0)
+    ref = Generator(dit, cfg, ctx, scheme=scheme, sampler="x0", seed=5, memory=cfg.memory_trained)
+    ref.start(z[:, :, :1], pose=poses[0])
+    outs, done = [], 0
+    for i in range(3):
+        per = ref.frames_for_next()
+        outs.append(ref.next_chunk(keys[1 + done:1 + done + per], mouse[1 + done:1 + done + per],
+                                   poses[1 + done:1 + done + per]))
+        done += per
+    got, _ = rollout(dit, cfg, ctx, z, *per_item, chunks=3, seed=5, exit_steps=[last] * 3, grad=False,
+                     poses=poses.expand(2, -1, -1))
+    assert torch.allclose(got, torch.cat(outs, 2), atol=1e-5) and not torch.allclose(got, want, atol=1e-3)
+
 
 @pytest.mark.parametrize("scheme,memory", [("causal", False), ("causal", True), ("segment", True)])
 def test_per_item_streams_are_the_shared_streams_item_by_item(scheme, memory):
@@ -234,7 +248,8 @@ def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
 
 @pytest.mark.parametrize("switches", [dict(self_rollout=False), dict(error_buffer=8), dict(scheme="segment"),
                                       dict(scheme="segment", self_rollout=False, error_buffer=8), dict(regress=1.0),
-                                      dict(regress=1.0, self_rollout=False), dict(regress=1.0, regress_pool=2)])
+                                      dict(regress=1.0, self_rollout=False), dict(regress=1.0, regress_pool=2),
+                                      dict(camera="engine")])
 def test_each_switch_runs(tmp_path, switches):
     cfg = _cfg()
     w = World.from_config(cfg, seed=0)

@@ -26,14 +26,17 @@ class Recorder(torch.nn.Module):
         return self.module(x, t, ctx, step, plucker=plucker)
 
 
-def _setup(b=2, f=6, seed=0):
-    cfg = get_preset("tiny").replace(scheme="causal", camera=False)
+def _setup(b=2, f=6, seed=0, camera=False):
+    cfg = get_preset("tiny").replace(scheme="causal", camera=camera)
     torch.manual_seed(seed)
     dit = WanDiT(cfg).eval()
     for blk in dit.blocks:  # weight on the zero-initialised action path: the actions must matter
         if blk.action_model is not None:
             for p in blk.action_model.parameters():
                 torch.nn.init.normal_(p, std=0.1)
+    for name, p in dit.named_parameters():  # and on the camera's, which starts at zero too
+        if ".cam_" in name:
+            torch.nn.init.normal_(p, std=0.2)
     g = torch.Generator().manual_seed(seed)
     c, _, h, w = cfg.latent_shape(1)
     z = torch.randn(b, c, f, h, w, generator=g)
@@ -80,6 +83,30 @@ def test_the_context_is_the_generators_rollout_and_the_targets_stay_real(monkeyp
     assert torch.equal(seen["target"], z)
     want = add_noise(z, seen["noise"], t)[:, :, n + 1:]
     assert torch.allclose(x[:, :, n + 1:], want, atol=1e-6)
+
+
+def test_the_self_context_rollout_follows_the_clips_own_poses():
+    # the rollout under poses integrated from the actions was then trained on as if made under the
+    # engine's, which the rest of the clip's conditioning follows (run 28)
+    cfg, dit, z, keys, mouse, batch = _setup(camera=True)
+    g = torch.Generator().manual_seed(3)
+    steps = torch.randn(z.shape[0], keys.shape[1], 5, generator=g) * torch.tensor([6.0, 6.0, 0.0, 5.0, 1.0])
+    batch.pose = steps.cumsum(1)  # a walk that no fixed step per key gives
+    rec = Recorder(dit)
+    with torch.no_grad():
+        world_loss(rec, None, None, batch, cfg, "causal", "cpu", self_context=1, seed=7)
+    (x, _), = rec.calls
+
+    def reference(poses):
+        gen = Generator(dit, cfg, torch.zeros(z.shape[0], 1, cfg.text_dim), scheme="causal", seed=7, memory=False)
+        gen.start(z[:, :, :1], pose=None if poses is None else poses[:, 0], per_item=True)
+        per = gen.frames_for_next()
+        with torch.no_grad():
+            return gen.next_chunk(keys[:, 1:1 + per], mouse[:, 1:1 + per],
+                                  None if poses is None else poses[:, 1:1 + per])
+
+    assert torch.allclose(x[:, :, 1:2], reference(batch.pose), atol=1e-5)
+    assert not torch.allclose(x[:, :, 1:2], reference(None), atol=1e-3)
 
 
 def test_self_context_is_checked_before_training():

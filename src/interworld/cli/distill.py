@@ -54,6 +54,10 @@ def add_parser(sub):
                    help="start the student and the fake score from this world model instead of copies of the "
                         "teacher: a DiT of another width or depth trained on the teacher's VAE (`train world "
                         "--init TEACHER --dit-dim N`), so a wider teacher teaches a smaller, faster student")
+    p.add_argument("--camera", choices=["actions", "engine"], default="actions",
+                   help="the camera poses of the student's rollouts: integrated from the actions by the fixed "
+                        "kinematics (default, as the shipped student was made), or the recorded engine poses, which "
+                        "the teacher was trained on and a checkpoint's learned motion model approximates in play")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the DiT blocks of the student, teacher and fake score (fewer, fused kernels; "
                         "the first updates compile)")
@@ -83,7 +87,7 @@ def run(args) -> int:
                     error_buffer=args.error_buffer, time_limit=args.time_limit, ckpt_every=args.ckpt_every,
                     log_every=args.log_every, device=args.device, seed=args.seed, scheme=args.scheme,
                     compile=args.compile, regress=args.regress, regress_pool=args.regress_pool,
-                    student_init=args.student_init)
+                    student_init=args.student_init, camera=args.camera)
     try:
         with step_bar("distill", args.steps, "dmd", args.quiet) as update:
             out = distill(a, progress=lambda s, n, m: update(s, m.get("dmd", 0.0)))

@@ -337,17 +337,17 @@ class Generator:
         return x0
 
     def next_chunk_train(self, keys: torch.Tensor, mouse: torch.Tensor, exit_step: int,
-                         cache_from=None) -> torch.Tensor:
+                         cache_from=None, poses: torch.Tensor | None = None) -> torch.Tensor:
         """The student's self-rollout step in distillation: as `next_chunk`, but the few-step
         sampler stops at `exit_step` and that step's x0 keeps its graph. What later chunks see
         as context (the KV cache in `causal`, the past frames and memory in `segment`) is made
         from `cache_from(x0)` (detached; default x0 itself), which lets training substitute real
-        latents (no self-rollout) or corrupted ones (error buffer)."""
+        latents (no self-rollout) or corrupted ones (error buffer). poses: as in `next_chunk`."""
         if self.sampler != "x0":
             raise ValueError("self-rollout training needs the x0 sampler")
         first_new = self.n_latents
         n_new = self.new_count()
-        self._record_actions(keys, mouse)
+        self._record_actions(keys, mouse, poses)
         new_ids = torch.arange(first_new, first_new + n_new)
         if self.scheme == "causal":
             x0 = self._causal_chunk(new_ids, exit_step=exit_step, cache_from=cache_from)

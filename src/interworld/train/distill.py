@@ -99,6 +99,9 @@ class DistillArgs:
     # a world checkpoint of another size on the teacher's VAE and layout: the student and the fake score
     # start from it (and use its text encoder), so a wider teacher can teach a DiT of the shipped size
     student_init: str | None = None
+    # the camera poses of the student's rollouts: integrated from the actions by the fixed kinematics
+    # (as runs 13-25 did), or "engine": the recorded ones, which the teacher was trained on
+    camera: str = "actions"
 
 
 def rollout_latents(cfg: ModelConfig, chunks: int) -> int:
@@ -130,13 +133,14 @@ def regression_loss(x0_gen: torch.Tensor, z_real: torch.Tensor, cfg: ModelConfig
 
 def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *, chunks: int, seed: int,
             self_rollout: bool = True, errors: ErrorBuffer | None = None, grad: bool = True,
-            exit_steps: list[int] | None = None) -> tuple[torch.Tensor, Generator]:
+            exit_steps: list[int] | None = None, poses: torch.Tensor | None = None) -> tuple[torch.Tensor, Generator]:
     """The student's rollout of `chunks` chunks (segments in the segment scheme, cfg.scheme)
     from the start latents z_real[:, :, :1].
 
     z_real [B, C, F, h, w]: real latents; their later frames are the context without
     self-rollout, and the ground truth of the error buffer's residuals.
-    keys/mouse [B, T, *]: each item's actions, the ones its real latents follow. Returns
+    keys/mouse [B, T, *]: each item's actions, the ones its real latents follow; poses [B, T, 5]
+    their camera poses, which the rollout then follows (default: integrated from the actions). Returns
     (generated latents [B, C, rollout_latents - 1, h, w], with the graph of each chunk's exit
     step, and the generator).
 
@@ -148,7 +152,7 @@ def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *
                          f"{tuple(z_real.shape)}")
     gen = Generator(student, cfg, ctx, scheme=cfg.scheme, sampler="x0", seed=seed, memory=cfg.memory_trained,
                     height=z_real.shape[3] * cfg.vae.spatial, width=z_real.shape[4] * cfg.vae.spatial)
-    gen.start(z_real[:, :, :1], per_item=True)
+    gen.start(z_real[:, :, :1], pose=None if poses is None else poses[:, 0], per_item=True)
     rng = random.Random(seed)
     n_steps = len(gen.ts)
     done = 0  # video frames of actions used so far, after the start frame
@@ -163,9 +167,10 @@ def rollout(student, cfg: ModelConfig, ctx, z_real: torch.Tensor, keys, mouse, *
 
         exit_step = exit_steps[c] if exit_steps is not None else rng.randrange(n_steps)
         k, m = keys[:, 1 + done: 1 + done + per], mouse[:, 1 + done: 1 + done + per]
+        cam = None if poses is None else poses[:, 1 + done: 1 + done + per]
         done += per
         with torch.set_grad_enabled(grad):
-            out.append(gen.next_chunk_train(k, m, exit_step, cache_from=cache_from))
+            out.append(gen.next_chunk_train(k, m, exit_step, cache_from=cache_from, poses=cam))
         if errors is not None and c == 0 and exit_step == n_steps - 1:
             x = out[-1].detach().float()
             errors.add((x - z_real[:, :, first:first + x.shape[2]].to(x)).permute(0, 2, 1, 3, 4).flatten(0, 1))
@@ -348,7 +353,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
 
     def sample():
         b = data.sample(a.batch)
-        return b["latents"], b["keys"].cpu(), b["mouse"].cpu()
+        return b["latents"], b["keys"].cpu(), b["mouse"].cpu(), b["pose"].cpu() if a.camera == "engine" else None
 
     def conditions(gen):  # the teacher and the fake score see the rollout's own actions and integrated poses
         return clip_conditions(scfg, gen.keys, gen.mouse, gen.poses[:, :gen.n_latents],
@@ -373,17 +378,17 @@ def distill(a: DistillArgs, progress=None) -> Path:
         # fake_steps - 1 updates (fresh noise levels each), not one rollout per update: at
         # this size a rollout is bound by kernel launches, and it was most of a step's time
         if a.fake_steps > 1:
-            z, keys, mouse = sample()
+            z, keys, mouse, poses = sample()
             with amp, torch.no_grad():
                 x0_f, gen = rollout(student, scfg, ctx_s, z, keys, mouse, chunks=a.chunks, seed=seed + 1,
-                                    self_rollout=a.self_rollout, errors=errors, grad=False)
+                                    self_rollout=a.self_rollout, errors=errors, grad=False, poses=poses)
             step, pl = conditions(gen)
             for _ in range(a.fake_steps - 1):
                 fake_update(x0_f, z[:, :, :1], step, pl)
-        z, keys, mouse = sample()
+        z, keys, mouse, poses = sample()
         with amp:
             x0_gen, gen = rollout(student, scfg, ctx_s, z, keys, mouse, chunks=a.chunks, seed=seed,
-                                  self_rollout=a.self_rollout, errors=errors, grad=True)
+                                  self_rollout=a.self_rollout, errors=errors, grad=True, poses=poses)
         step, pl = conditions(gen)
         z0 = z[:, :, :1]
         fake_update(x0_gen, z0, step, pl)

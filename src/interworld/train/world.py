@@ -169,10 +169,12 @@ def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBa
 
 @torch.no_grad()
 def self_rollout_context(dit, cfg: ModelConfig, ctx: torch.Tensor, z: torch.Tensor, keys: torch.Tensor,
-                         mouse: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+                         mouse: torch.Tensor, n: int, seed: int, poses: torch.Tensor | None = None) -> torch.Tensor:
     """z [B, C, F, h, w] with latents 1..n replaced by the model's own rollout from z's first latent,
     each clip under its own actions (keys/mouse [B, T, *] per video frame): the causal generator
-    as `generate` streams it (the config's sampler and steps), without memory. The rest stay real."""
+    as `generate` streams it (the config's sampler and steps), without memory. The rest stay real.
+    poses [B, T, 5]: the clip's camera poses, which the rollout then follows, as the rest of the
+    clip's conditioning does (default: integrated from the actions by the fixed kinematics)."""
     if n % cfg.chunk_latents or not 0 < n < z.shape[2]:
         raise ValueError(f"{n} self-generated latents: a whole number of chunks of {cfg.chunk_latents}, "
                          f"fewer than the clip's {z.shape[2]}")
@@ -180,11 +182,12 @@ def self_rollout_context(dit, cfg: ModelConfig, ctx: torch.Tensor, z: torch.Tens
     sp = cfg.vae.spatial
     gen = Generator(dit, cfg, ctx, scheme="causal", seed=seed, memory=False, height=z.shape[3] * sp,
                     width=z.shape[4] * sp)
-    gen.start(z[:, :, :1], per_item=True)
+    gen.start(z[:, :, :1], pose=None if poses is None else poses[:, 0], per_item=True)
     out, done = [z[:, :, :1]], 1  # done: video frames so far, whose actions are used
     for _ in range(n // cfg.chunk_latents):
         per = gen.frames_for_next()
-        out.append(gen.next_chunk(keys[:, done:done + per], mouse[:, done:done + per]).to(z))
+        cam = None if poses is None else poses[:, done:done + per]
+        out.append(gen.next_chunk(keys[:, done:done + per], mouse[:, done:done + per], cam).to(z))
         done += per
     return torch.cat(out + [z[:, :, n + 1:]], 2)
 
@@ -213,7 +216,9 @@ def world_loss(dit, vae, text_encoder, batch: WorldBatch, cfg: ModelConfig, sche
     if self_context:
         if scheme != "causal":
             raise ValueError("self-generated context is made by the causal generator: train the causal scheme")
-        z_in = self_rollout_context(dit, cfg, ctx.detach(), z, batch.keys, batch.mouse, self_context, seed)
+        # under the clip's own poses: the ones its real latents and the conditioning below follow
+        z_in = self_rollout_context(dit, cfg, ctx.detach(), z, batch.keys, batch.mouse, self_context, seed,
+                                    poses=batch.pose)
         if foreign_sink:
             if b < 2:
                 raise ValueError("another clip's sink needs at least 2 clips in a batch")
