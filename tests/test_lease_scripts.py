@@ -2,10 +2,13 @@
 scripts/fp16_copy.py, which packs what a lease brings back and completes it here."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -93,3 +96,31 @@ def test_fp16_copy_completes_a_dit_of_another_depth_without_the_bases_blocks(tmp
         got = load_file(str(dst / "model.safetensors"))
         assert {k: float(v[0, 0]) for k, v in got.items()} == want
         assert all(v.dtype == torch.float16 for v in got.values())
+
+
+def test_the_slim_vizdoom_wheel_installs_and_records_what_the_full_one_does(tmp_path):
+    pytest.importorskip("vizdoom", reason="pip install vizdoom==1.3.2 to compare recordings")
+    if not (shutil.which("cc") and shutil.which("readelf") and shutil.which("nm")):
+        pytest.skip("scripts/lease_wheel.sh needs a C compiler and binutils")
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    r = subprocess.run(["bash", str(SCRIPTS / "lease_wheel.sh"), str(tmp_path / "whl"), py], capture_output=True,
+                       text=True, timeout=600)
+    if r.returncode != 0 and "download" in r.stderr.lower():
+        pytest.skip(f"no wheel from PyPI here: {r.stderr.strip()[-200:]}")
+    assert r.returncode == 0, r.stderr
+    whl, = (tmp_path / "whl").glob("vizdoom-*.whl")
+    assert whl.stat().st_size < 20e6  # 39 MB as published
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target",
+                    str(tmp_path / "site"), str(whl)], check=True, timeout=300)  # pip checks RECORD's hashes
+    assert not (tmp_path / "site" / "vizdoom" / "freedoom1.wad").exists()
+    rec = ("import sys; from interworld.data.vizdoom_rec import record; "
+           "record(sys.argv[1], ['freedoom2:MAP19'], 300, workers=1, seed=0, height=64, width=80)")
+    for name, path in [("slim", str(tmp_path / "site")), ("full", "")]:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [path, os.environ.get("PYTHONPATH", "")] if p)}
+        subprocess.run([sys.executable, "-c", rec, str(tmp_path / name)], check=True, env=env, timeout=300,
+                       cwd=tmp_path)
+    slim, full = sorted((tmp_path / "slim").glob("*.npz")), sorted((tmp_path / "full").glob("*.npz"))
+    assert [p.name for p in slim] == [p.name for p in full] and slim
+    for a, b in zip(slim, full):
+        x, y = np.load(a), np.load(b)
+        assert all(np.array_equal(x[k], y[k]) for k in y.files)
