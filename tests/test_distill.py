@@ -260,7 +260,9 @@ def test_each_switch_runs(tmp_path, switches):
                               batch=2, chunks=2, student_steps=2, fake_steps=1, log_every=1, device="cpu", **switches))
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log[0]["self_rollout"] == float(switches.get("self_rollout", True))
-    assert json.loads((out / "config.json").read_text())["model"]["scheme"] == switches.get("scheme", "causal")
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["model"]["scheme"] == switches.get("scheme", "causal")
+    assert meta["camera"] == switches.get("camera", "actions")
     if "error_buffer" in switches:
         sizes = [r["error_buffer_frames"] for r in log if "dmd" in r]
         assert 0 < sizes[-1] <= 8 and sizes == sorted(sizes)  # fills, then stays at its bound

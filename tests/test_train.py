@@ -248,9 +248,10 @@ def test_world_training_on_its_own_rollouts_runs_and_asks_for_the_causal_scheme(
     made = []
     real = world_mod.self_rollout_context
 
-    def spy(dit, cfg, ctx, z, keys, mouse, n, seed):
+    def spy(dit, cfg, ctx, z, keys, mouse, n, seed, poses=None):
+        assert poses is not None and poses.shape[:2] == keys.shape[:2]  # the clips' recorded poses
         made.append(n)
-        return real(dit, cfg, ctx, z, keys, mouse, n, seed)
+        return real(dit, cfg, ctx, z, keys, mouse, n, seed, poses=poses)
 
     monkeypatch.setattr(world_mod, "self_rollout_context", spy)
     run = fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(vae_run), steps=6, batch=2, latents=5,

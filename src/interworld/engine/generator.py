@@ -264,7 +264,8 @@ class Generator:
         (or [B, 5] per item). per_item: each batch item follows its own actions (`next_chunk`
         then takes keys [B, n, K] and mouse [B, n, 2]) and has its own memory bank."""
         s = z0.shape[0] if per_item else 1
-        self.video_pose = torch.zeros(s, 5) if pose is None else pose.float().reshape(-1, 5).expand(s, 5).clone()
+        # poses live on the CPU (a training batch's may come from the GPU)
+        self.video_pose = torch.zeros(s, 5) if pose is None else pose.float().cpu().reshape(-1, 5).expand(s, 5).clone()
         self.poses = self.video_pose[:, None].clone()
         self.velocity = [None] * s  # a stream starts at rest
         self.recent, self._count = {}, 0

@@ -340,7 +340,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
                         extra={"kind": "student", "teacher": str(a.teacher), "step": step_n,
                                **({"student_init": str(init_from)} if init_from else {}),
                                "self_rollout": a.self_rollout, "error_buffer": a.error_buffer,
-                               "regress": a.regress, "regress_pool": a.regress_pool})
+                               "regress": a.regress, "regress_pool": a.regress_pool, "camera": a.camera})
         tmp = run / "fake.safetensors.tmp"
         save_file({f"dit.{k}": v.detach().cpu().contiguous() for k, v in fake.state_dict().items()}, str(tmp))
         os.replace(tmp, run / "fake.safetensors")
@@ -355,7 +355,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
         b = data.sample(a.batch)
         return b["latents"], b["keys"].cpu(), b["mouse"].cpu(), b["pose"].cpu() if a.camera == "engine" else None
 
-    def conditions(gen):  # the teacher and the fake score see the rollout's own actions and integrated poses
+    def conditions(gen):  # the teacher and the fake score see the rollout's own actions and poses
         return clip_conditions(scfg, gen.keys, gen.mouse, gen.poses[:, :gen.n_latents],
                                (gen.height, gen.width), a.scheme, device, scfg.chunk_latents, 1, a.batch)
 
