@@ -127,6 +127,7 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     assert "| rollout PSNR (dB) |" in (out / "summary.md").read_text()
     assert "action following: yaw error" in (out / "summary.md").read_text()
     assert "camera poses from the engine" in (out / "summary.md").read_text()  # the other tests: from the actions
+    assert s["camera_displacement_error"] < 1e-3 < s["engine_displacement"]  # given the engine's own poses
 
     floor = ev.evaluate(ev.EvalArgs(out=str(tmp_path / "floor"), maps=["freedoom2:MAP19"], baseline="repeat-last",
                                     checkpoint=str(ck), seconds=2.0, warmup=10, context_latents=2, tf_windows=2,
@@ -233,3 +234,6 @@ def test_eval_batches_the_rollouts_of_several_cases(tmp_path):
     for c1, c2 in zip(m1["cases"], m["cases"]):  # one draw for the batch differed by 2e-3 dB and 1e-2 here
         r1, r2 = c1["rollout"], c2["rollout"]
         assert abs(r1["psnr"] - r2["psnr"]) < 2e-4 and abs(r1["sharpness"] / r2["sharpness"] - 1) < 2e-4, (r1, r2)
+        assert c1["camera"] == pytest.approx(c2["camera"])  # each case's own poses, batched or not
+    # the fixed kinematics against the engine's momentum and walls: an error, on the engine's scale
+    assert all(0 < c["camera"]["displacement_error"] < 10 * c["camera"]["engine_displacement"] for c in m["cases"])

@@ -14,8 +14,8 @@ from interworld.engine.world import World, to_uint8
 
 def rollout(world: World, first: np.ndarray, keys: torch.Tensor, mouse: torch.Tensor, prompt: str = "",
             seed: int = 0, pose=None, camera=None) -> dict:
-    """frames [T+1, H, W, 3]: the decoded start frame, then one per scripted frame; and the
-    seconds each chunk took. A batch of one of `rollouts`: the frames `World.reset` and `step`
+    """frames [T+1, H, W, 3]: the decoded start frame, then one per scripted frame; the seconds
+    each chunk took; and poses [latents, 5], the camera poses the model was given. A batch of one of `rollouts`: the frames `World.reset` and `step`
     give a player (tests/test_eval.py)."""
     return rollouts(world, [first], [keys], [mouse], prompt, seed, poses=None if pose is None else [pose],
                     camera=None if camera is None else [camera])[0]
@@ -63,4 +63,5 @@ def rollouts(world: World, firsts: list[np.ndarray], keys: list[torch.Tensor], m
             frames.append(uint8(decoder.decode(world.vae.denormalize(z.float()))))
         times.append(time.perf_counter() - t0)
         done += n
-    return [{"frames": np.concatenate([f[i] for f in frames])[: T + 1], "chunk_s": times} for i in range(len(firsts))]
+    return [{"frames": np.concatenate([f[i] for f in frames])[: T + 1], "chunk_s": times,
+             "poses": world.gen.poses[i].clone()} for i in range(len(firsts))]

@@ -222,6 +222,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
                                    "sharpness": sharpness(g[1:]),
                                    "sharpness_per_s": [sharpness(g[i:i + int(fps)])
                                                        for i in range(0, len(g), int(fps))]}
+                case["camera"] = camera_error(gen["poses"], gt["pose"], cfg.vae.temporal)
                 if pose_net is not None:
                     case["action_following"] = action_following(pose_net, real, g, gt["pose"])
                 cs = np.array(gen["chunk_s"][1:] or gen["chunk_s"])  # the first chunk warms caches up
@@ -321,6 +322,18 @@ def yaw_gain(est: torch.Tensor, true: torch.Tensor) -> float:
     return float((est * true).sum()) / den if den > 0 else float("nan")
 
 
+def camera_error(used: torch.Tensor, engine: np.ndarray, temporal: int) -> dict:
+    """The camera poses a rollout's model was given (one per latent frame: the start frame's, then
+    the last of each group of `temporal`) against the engine's: the error of the displacement from
+    one latent frame to the next, in map units, beside the engine's displacement. The model is
+    conditioned on these frame-to-frame motions, so a pose estimate is judged on them."""
+    true = torch.as_tensor(np.asarray(engine), dtype=torch.float32)[::temporal][: used.shape[0]]
+    used = used[: true.shape[0]].float()
+    d_used, d_true = used[1:, :2] - used[:-1, :2], true[1:, :2] - true[:-1, :2]
+    return {"displacement_error": float((d_used - d_true).norm(dim=1).mean()),
+            "engine_displacement": float(d_true.norm(dim=1).mean())}
+
+
 def summarize(r: dict, has_model: bool) -> dict:
     cs = r["cases"]
     s = {"repeat_last_rollout_psnr": _mean(c["repeat_last"]["psnr"] for c in cs),
@@ -339,6 +352,8 @@ def summarize(r: dict, has_model: bool) -> dict:
             drift=_mean(c["rollout"]["drift"]["drift"] for c in cs),
             tf_sharpness=_mean(c["teacher_forced"]["sharpness"] for c in cs),
             rollout_sharpness=_mean(c["rollout"]["sharpness"] for c in cs),
+            camera_displacement_error=_mean(c["camera"]["displacement_error"] for c in cs if "camera" in c),
+            engine_displacement=_mean(c["camera"]["engine_displacement"] for c in cs if "camera" in c),
             fps=_mean(c["speed"]["fps"] for c in cs),
             chunk_s_p50=_mean(c["speed"]["chunk_s_p50"] for c in cs))
     if "lpips" in cs[0]["repeat_last"]:
@@ -394,6 +409,8 @@ def markdown(r: dict) -> str:
              None),
             ("out and back: return frame PSNR (engine: %s)" % f(s.get("out_and_back_engine_psnr")),
              s.get("out_and_back_model_psnr"), None),
+            ("camera poses given: displacement error per latent frame, map units (the engine's displacement: %s)"
+             % f(s.get("engine_displacement")), s.get("camera_displacement_error"), None),
             ("action following: yaw error, deg per %s frames (estimator on real video: %s)"
              % (f(s.get("af_gap_frames")), f(s.get("af_estimator_on_real_yaw_mae_deg"))), s.get("af_model_yaw_mae_deg"),
              None),
