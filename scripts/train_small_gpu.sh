@@ -27,7 +27,7 @@
 #      blocks of the teacher, the default; 0: eager),
 #      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
 #      DIT_DIM / DIT_LAYERS / DIT_PATCH (a new DiT of that width, depth and patch, e.g. 384, 12 and 1,
-#      on the VAE; default: the preset's), RUNS (the runs folder, default /tmp/runs: two runs side by side on
+#      on the VAE; default: the preset's), NO_CAMERA (1: that new DiT without camera poses, `--no-camera`), RUNS (the runs folder, default /tmp/runs: two runs side by side on
 #      one machine each take their own, with CUDA_VISIBLE_DEVICES splitting the GPUs),
 #      PREV_LATENT (1: give the DiT the previous-frame path, `train world --prev-latent`),
 #      SELF_CONTEXT (share of batches whose context is the model's own rollout, `train world --self-context`),
@@ -68,7 +68,8 @@ fi
 # DIT_DIM / DIT_LAYERS / DIT_PATCH shape a new DiT only (a follow-up call resumes the one it made)
 new_dit=""
 [ -z "$resume" ] && [ ! -f $runs/world/config.json ] &&
-  new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS} ${DIT_PATCH:+--dit-patch $DIT_PATCH}"
+  new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS} ${DIT_PATCH:+--dit-patch $DIT_PATCH}
+           $( [ "${NO_CAMERA:-0}" = 1 ] && echo --no-camera )"
 # shellcheck disable=SC2086
 iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init "${INIT:-$runs/vae}" ) $new_dit \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \

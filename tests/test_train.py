@@ -182,6 +182,14 @@ def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
     w3 = World.from_pretrained(str(run3))
     assert w3.cfg.patch == (1, 1, 1) and w3.dit.patch_embedding.kernel_size == (1, 1, 1)
     assert w3.cfg.tokens_per_frame(32, 32) == 4 * tiny.tokens_per_frame(32, 32)
+    # conditioned on the actions alone (--no-camera): no camera layers, and it streams
+    run5 = fit(FitArgs("world", str(data), str(tmp_path / "w5"), init=str(vae_run), steps=2, batch=2, latents=3,
+                       val_every=1000, ckpt_every=1000, device="cpu", dit_camera=False))
+    w5 = World.from_pretrained(str(run5))
+    assert w5.cfg.camera is False and tiny.camera is True
+    assert not any("cam" in k for k in w5.dit.state_dict()) and any("cam" in k for k in w3.dit.state_dict())
+    w5.reset((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8), "x")
+    assert w5.step(None).shape[0] == w5.frames_per_step
     with pytest.raises(ValueError, match="multiple of 64"):  # 0 is refused, not taken as "the config's"
         fit(FitArgs("world", str(data), str(tmp_path / "w4"), init=str(vae_run), steps=1, batch=2, latents=3,
                     device="cpu", dit_dim=0))

@@ -174,11 +174,13 @@ class ModelConfig:
     def replace(self, **kw) -> "ModelConfig":
         return dataclasses.replace(self, **kw)
 
-    def with_dit(self, dim: int | None = None, layers: int | None = None, patch: int | None = None) -> "ModelConfig":
+    def with_dit(self, dim: int | None = None, layers: int | None = None, patch: int | None = None,
+                 camera: bool | None = None) -> "ModelConfig":
         """This config with a DiT `dim` wide (heads of 64 channels, FFN 3x), `layers` deep, and
         latent patches of `patch` x `patch` (1: one token per latent pixel, four times the tokens of
-        Wan's 2); None keeps the config's (`train world --dit-dim`, `bench --dit-dim`)."""
-        cfg = self
+        Wan's 2), conditioned on camera poses or not (`camera`); None keeps the config's (`train world
+        --dit-dim`, `bench --dit-dim`)."""
+        cfg = self if camera is None else self.replace(camera=camera)
         if dim is not None:
             if dim < 64 or dim % 64:
                 raise ValueError(f"--dit-dim {dim}: give a multiple of 64 (heads of 64 channels)")

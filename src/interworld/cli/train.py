@@ -74,6 +74,11 @@ def add_parser(sub):
     p.add_argument("--dit-patch", type=int, choices=[1, 2], metavar="P",
                    help="world: a new DiT with P x P latent pixels per token (default: the config's, 2; 1 gives "
                         "four times the tokens, each carrying a quarter of the detail)")
+    p.add_argument("--no-camera", action="store_true",
+                   help="world: a new DiT conditioned on the actions alone, without camera poses. Training's poses "
+                        "are the engine's, which stop at walls; a player's are integrated from the actions and walk "
+                        "on through them (docs/TRAINING.md, run 28). Without poses the DiT must find the walls in "
+                        "the pictures, as play needs")
     p.add_argument("--prev-latent", action="store_true",
                    help="world: add the previous-frame path to the DiT (each frame also embeds the latent before "
                         "it, a direct way to copy what stays in view); zero at first, so --init's DiT starts as "
@@ -149,6 +154,7 @@ def run(args) -> int:
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
                  **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
                  dit_dim=args.dit_dim, dit_layers=args.dit_layers, dit_patch=args.dit_patch,
+                 dit_camera=False if args.no_camera else None,
                  precision=args.precision,
                  prev_latent=args.prev_latent, self_context=args.self_context,
                  self_context_sink=args.self_context_sink)
