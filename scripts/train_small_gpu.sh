@@ -27,7 +27,8 @@
 #      blocks of the teacher, the default; 0: eager),
 #      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
 #      DIT_DIM / DIT_LAYERS / DIT_PATCH (a new DiT of that width, depth and patch, e.g. 384, 12 and 1,
-#      on the VAE; default: the preset's), NO_CAMERA (1: that new DiT without camera poses, `--no-camera`), RUNS (the runs folder, default /tmp/runs: two runs side by side on
+#      on the VAE; default: the preset's), NO_CAMERA (1: that new DiT without camera poses, `--no-camera`),
+#      RUNS (the runs folder, default /tmp/runs: two runs side by side on
 #      one machine each take their own, with CUDA_VISIBLE_DEVICES splitting the GPUs),
 #      PREV_LATENT (1: give the DiT the previous-frame path, `train world --prev-latent`),
 #      SELF_CONTEXT (share of batches whose context is the model's own rollout, `train world --self-context`),
