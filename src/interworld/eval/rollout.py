@@ -15,8 +15,8 @@ from interworld.engine.world import World, to_uint8
 def rollout(world: World, first: np.ndarray, keys: torch.Tensor, mouse: torch.Tensor, prompt: str = "",
             seed: int = 0, pose=None, camera=None) -> dict:
     """frames [T+1, H, W, 3]: the decoded start frame, then one per scripted frame; the seconds
-    each chunk took; and poses [latents, 5], the camera poses the model was given. A batch of one of `rollouts`: the frames `World.reset` and `step`
-    give a player (tests/test_eval.py)."""
+    each chunk took; and poses [latents, 5], the camera poses the model was given. A batch of one
+    of `rollouts`: the frames `World.reset` and `step` give a player (tests/test_eval.py)."""
     return rollouts(world, [first], [keys], [mouse], prompt, seed, poses=None if pose is None else [pose],
                     camera=None if camera is None else [camera])[0]
 
@@ -38,10 +38,12 @@ def rollouts(world: World, firsts: list[np.ndarray], keys: list[torch.Tensor], m
         raise ValueError("rollouts need one start frame and one action script of the same length per item")
     if camera is not None:
         camera = torch.stack([torch.as_tensor(np.asarray(c), dtype=torch.float32) for c in camera])
-        poses = list(camera[:, 0])
     starts = [world.encode_start(f, prompt) for f in firsts]
     z0, ctx = torch.cat([z for z, _ in starts]), starts[0][1]  # one prompt: every item's text states are the same
-    pose = None if poses is None else torch.stack([torch.as_tensor(p, dtype=torch.float32) for p in poses])
+    if camera is not None:  # the camera's own start pose
+        pose = camera[:, 0]
+    else:
+        pose = None if poses is None else torch.stack([torch.as_tensor(p, dtype=torch.float32) for p in poses])
     world.begin(z0, ctx.expand(len(firsts), -1, -1), seed=seed, pose=pose, per_item=True)
     decoder = world.vae.stream_decoder()
 
