@@ -28,6 +28,7 @@
 #      MEMORY (share of batches with memory frames, default 0.5; 0: a teacher without memory),
 #      DIT_DIM / DIT_LAYERS / DIT_PATCH (a new DiT of that width, depth and patch, e.g. 384, 12 and 1,
 #      on the VAE; default: the preset's), NO_CAMERA (1: that new DiT without camera poses, `--no-camera`),
+#      RAY_ROPE (1: that new DiT with RoPE by ray direction, `--ray-rope`),
 #      RUNS (the runs folder, default /tmp/runs: two runs side by side on
 #      one machine each take their own, with CUDA_VISIBLE_DEVICES splitting the GPUs),
 #      PREV_LATENT (1: give the DiT the previous-frame path, `train world --prev-latent`),
@@ -70,7 +71,7 @@ fi
 new_dit=""
 [ -z "$resume" ] && [ ! -f $runs/world/config.json ] &&
   new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS} ${DIT_PATCH:+--dit-patch $DIT_PATCH}
-           $( [ "${NO_CAMERA:-0}" = 1 ] && echo --no-camera )"
+           $( [ "${NO_CAMERA:-0}" = 1 ] && echo --no-camera ) $( [ "${RAY_ROPE:-0}" = 1 ] && echo --ray-rope )"
 # shellcheck disable=SC2086
 iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init "${INIT:-$runs/vae}" ) $new_dit \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \

@@ -1,6 +1,7 @@
 """Latent clip cache for world training: the same clips, encoded once."""
 
 import numpy as np
+import pytest
 import torch
 
 from interworld.config import get_preset
@@ -85,13 +86,15 @@ def test_memory_frames_come_from_earlier_in_the_same_shard_by_the_generators_rul
         assert ids == want, (ids, want)
 
 
-def test_training_layout_with_memory_is_the_streaming_reference():
-    """What world_loss feeds the DiT for a clip with memory is causal_reference with that memory."""
+@pytest.mark.parametrize("ray", [False, True])
+def test_training_layout_with_memory_is_the_streaming_reference(ray):
+    """What world_loss feeds the DiT for a clip with memory is causal_reference with that memory
+    (with RoPE by ray direction too: the memory frames' own views)."""
     from interworld.engine.generator import causal_reference
     from interworld.models.dit import build_dit
     from interworld.train.world import attach_memory, clip_conditions
 
-    cfg = get_preset("tiny").replace(memory_latents=2, window_latents=2)
+    cfg = get_preset("tiny").replace(memory_latents=2, window_latents=2, ray_rope=ray)
     torch.manual_seed(0)
     dit = build_dit(cfg).eval()
     for blk in dit.blocks:  # weight on the zero-initialised camera path, as a trained model has

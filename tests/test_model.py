@@ -6,7 +6,7 @@ import torch
 from interworld.config import ModelConfig, get_preset, latent_frames, video_frames
 from interworld.models.camera import integrate_poses, latent_plucker, plucker_rays
 from interworld.models.dit import Step, WanDiT, build_dit, count_params
-from interworld.models.rope import head_thetas, rope_3d, split_dims
+from interworld.models.rope import head_thetas, ray_freqs, rope_3d, rope_rays, split_dims
 from interworld.config import Kinematics
 
 
@@ -55,6 +55,54 @@ def test_rope_split_and_head_perturbation():
     assert torch.allclose(cos[0], torch.ones(24, 64)) and torch.allclose(sin[0], torch.zeros(24, 64))
     # different heads rotate the same temporal position differently (no aliasing across heads)
     assert not torch.allclose(cos[6, 0, :22], cos[6, 1, :22])
+
+
+def test_ray_rope_places_tokens_by_where_they_look():
+    """rope_rays: the column axis turns with the token's azimuth in the world, so a camera turned by
+    one token's angle gives a token the rotation its neighbour had; the time axis is rope_3d's, and so
+    is everything with the camera at rest facing yaw 0, pitch 0 except the nearly linear atan."""
+    h, w, d, n, fov = 4, 6, 64, 2, 90.0
+    ct, ch, cw = split_dims(d)
+    focal = 0.5 / torch.tan(torch.deg2rad(torch.tensor(fov / 2))).double()
+    u = (torch.arange(w, dtype=torch.float64) + 0.5 - w / 2) / w / focal
+    turn = float(torch.rad2deg(torch.atan(u[3]) - torch.atan(u[2])))  # column 3's ray, seen by column 2
+    view = torch.tensor([[[10.0, 0.0], [10.0 - turn, 0.0]]])
+    cos, sin = rope_rays(torch.tensor([0, 1]), view, h, w, d, n, 10000.0, 0.8, fov)
+    assert cos.shape == (1, 2 * h * w, n, d // 2)
+    tok = lambda f, r, c: (f * h + r) * w + c  # noqa: E731
+    axis = slice(ct + ch, None)  # the column (azimuth) pairs
+    assert torch.allclose(cos[0, tok(1, 1, 2), :, axis], cos[0, tok(0, 1, 3), :, axis], atol=1e-6)
+    assert torch.allclose(sin[0, tok(1, 1, 2), :, axis], sin[0, tok(0, 1, 3), :, axis], atol=1e-6)
+    assert not torch.allclose(cos[0, tok(1, 1, 3), :, axis], cos[0, tok(0, 1, 3), :, axis], atol=1e-3)
+    c3, _ = rope_3d(torch.tensor([0, 1]), h, w, d, n, 10000.0, 0.8)
+    assert torch.equal(cos[0, :, :, :ct], c3[:, :, :ct])  # time as before
+    # whole turns come back to the same rotation: the frequencies are whole numbers
+    assert torch.equal(ray_freqs(cw), ray_freqs(cw).round()) and ray_freqs(cw).min() >= 1
+    c360, s360 = rope_rays(torch.tensor([0, 1]), view + torch.tensor([360.0, 0.0]), h, w, d, n, 10000.0, 0.8, fov)
+    assert torch.allclose(c360, cos, atol=1e-5) and torch.allclose(s360, sin, atol=1e-5)
+
+
+def test_ray_rope_dit_sees_only_relative_turns():
+    """A DiT with ray_rope gives the same output when every frame's yaw turns by the same angle (the
+    world turned under the camera), and another when one frame turns against the others; without
+    Step.view it refuses to guess."""
+    cfg = get_preset("tiny").replace(ray_rope=True, camera=False, action=None)
+    torch.manual_seed(0)
+    m = WanDiT(cfg).eval()
+    inp = _inputs(get_preset("tiny"))
+    view = torch.tensor([[[0.0, 0.0], [7.0, 2.0], [20.0, -3.0]]])
+    one_turned = view.clone()
+    one_turned[0, 2, 0] += 50.0
+
+    def run(v):
+        with torch.no_grad():
+            return m(inp["x"], inp["t"], inp["ctx"], Step(frame_pos=torch.arange(3), view=v))[0]
+
+    base = run(view)
+    assert torch.allclose(run(view + torch.tensor([33.0, 0.0])), base, atol=1e-4)
+    assert not torch.allclose(run(one_turned), base, atol=1e-3)
+    with pytest.raises(ValueError, match="ray_rope"):
+        m(inp["x"], inp["t"], inp["ctx"], Step(frame_pos=torch.arange(3)))
 
 
 def _inputs(cfg, f=3, b=1, seed=0):

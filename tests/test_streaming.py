@@ -51,16 +51,19 @@ def _run(gen, chunks, seed=0, z0=None):
     return outs
 
 
-@pytest.mark.parametrize("chunk,sink,window,memory,prev,patch", [
-    (1, 1, 2, False, False, 2), (2, 1, 3, False, False, 2), (2, 0, 2, False, False, 2), (1, 1, 2, True, False, 2),
-    (2, 1, 2, True, False, 2), (1, 1, 2, False, True, 2), (2, 1, 2, True, True, 2), (1, 1, 2, True, False, 1)])
-def test_causal_streaming_equals_full_sequence(chunk, sink, window, memory, prev, patch):
+@pytest.mark.parametrize("chunk,sink,window,memory,prev,patch,ray", [
+    (1, 1, 2, False, False, 2, False), (2, 1, 3, False, False, 2, False), (2, 0, 2, False, False, 2, False),
+    (1, 1, 2, True, False, 2, False), (2, 1, 2, True, False, 2, False), (1, 1, 2, False, True, 2, False),
+    (2, 1, 2, True, True, 2, False), (1, 1, 2, True, False, 1, False), (1, 1, 2, True, False, 2, True)])
+def test_causal_streaming_equals_full_sequence(chunk, sink, window, memory, prev, patch, ray):
     """Each denoising pass of the stream equals the block-causal forward over everything so far;
     with memory, over the retrieved frames too, seen by the chunk being made and nothing else;
     with the previous-frame path, each frame embeds the one before it as the full sequence has it;
-    with one token per latent pixel (patch 1), at four times the tokens."""
+    with one token per latent pixel (patch 1), at four times the tokens; with RoPE by ray direction,
+    the cached keys keep the turn of the frame that wrote them."""
     cfg = get_preset("tiny").replace(chunk_latents=chunk, sink_latents=sink, window_latents=window, steps=2,
-                                     sampler="euler", memory_latents=2, prev_latent=prev).with_dit(patch=patch)
+                                     sampler="euler", memory_latents=2, prev_latent=prev).with_dit(patch=patch,
+                                                                                                    ray_rope=ray)
     rec = Recorder(_trained_like(cfg))
     ctx = torch.randn(1, 4, cfg.text_dim)
     gen = Generator(rec, cfg, ctx, scheme="causal", seed=3, memory=memory)

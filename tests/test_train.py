@@ -190,6 +190,13 @@ def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
     assert not any("cam" in k for k in w5.dit.state_dict()) and any("cam" in k for k in w3.dit.state_dict())
     w5.reset((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8), "x")
     assert w5.step(None).shape[0] == w5.frames_per_step
+    # RoPE by ray direction (--ray-rope): the checkpoint says so, and it streams under a turn
+    run6 = fit(FitArgs("world", str(data), str(tmp_path / "w6"), init=str(vae_run), steps=2, batch=2, latents=3,
+                       val_every=1000, ckpt_every=1000, device="cpu", dit_ray_rope=True))
+    w6 = World.from_pretrained(str(run6))
+    assert w6.cfg.ray_rope is True and tiny.ray_rope is False
+    w6.reset((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8), "x")
+    assert w6.step([{"keys": ["w"], "mouse": [9, 0]}]).shape[0] == w6.frames_per_step
     with pytest.raises(ValueError, match="multiple of 64"):  # 0 is refused, not taken as "the config's"
         fit(FitArgs("world", str(data), str(tmp_path / "w4"), init=str(vae_run), steps=1, batch=2, latents=3,
                     device="cpu", dit_dim=0))

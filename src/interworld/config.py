@@ -107,6 +107,11 @@ class ModelConfig:
     # embedding): a direct path for copying what stays in view, as DIAMOND and GameNGen stack past
     # frames as input channels. Our own addition (docs/TRAINING.md, run 17); official weights have none
     prev_latent: bool = False
+    # the RoPE row and column axes follow each token's ray elevation and azimuth in the world (the
+    # frame's pitch and yaw plus the token's angle off the axis), so attention can find, after a
+    # turn, what a token sees where it was before, and caches keys that stay valid. Our own
+    # addition (models/rope.py, rope_rays); official weights have plain 3D RoPE
+    ray_rope: bool = False
     # --- MoE (Wan2.2-A14B): a high-noise and a low-noise expert switched by timestep ---
     moe_boundary: float | None = None  # timestep (0..1000) at or above which the high-noise expert runs
     # --- generation schedule ---
@@ -175,12 +180,13 @@ class ModelConfig:
         return dataclasses.replace(self, **kw)
 
     def with_dit(self, dim: int | None = None, layers: int | None = None, patch: int | None = None,
-                 camera: bool | None = None) -> "ModelConfig":
+                 camera: bool | None = None, ray_rope: bool | None = None) -> "ModelConfig":
         """This config with a DiT `dim` wide (heads of 64 channels, FFN 3x), `layers` deep, and
         latent patches of `patch` x `patch` (1: one token per latent pixel, four times the tokens of
-        Wan's 2), conditioned on camera poses or not (`camera`); None keeps the config's (`train world
-        --dit-dim`, `bench --dit-dim`)."""
+        Wan's 2), conditioned on camera poses or not (`camera`), with RoPE by ray direction or not
+        (`ray_rope`); None keeps the config's (`train world --dit-dim`, `bench --dit-dim`)."""
         cfg = self if camera is None else self.replace(camera=camera)
+        cfg = cfg if ray_rope is None else cfg.replace(ray_rope=ray_rope)
         if dim is not None:
             if dim < 64 or dim % 64:
                 raise ValueError(f"--dit-dim {dim}: give a multiple of 64 (heads of 64 channels)")

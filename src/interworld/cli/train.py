@@ -79,6 +79,10 @@ def add_parser(sub):
                         "are the engine's, which stop at walls; a player's are integrated from the actions and walk "
                         "on through them (docs/TRAINING.md, run 28). Without poses the DiT must find the walls in "
                         "the pictures, as play needs")
+    p.add_argument("--ray-rope", action="store_true",
+                   help="world: a new DiT whose rotary position of each token is where it looks in the world (its "
+                        "frame's yaw and pitch plus its angle off the axis), not its row and column, so that after "
+                        "a turn attention finds what a token sees where it was before (config ray_rope)")
     p.add_argument("--prev-latent", action="store_true",
                    help="world: add the previous-frame path to the DiT (each frame also embeds the latent before "
                         "it, a direct way to copy what stays in view); zero at first, so --init's DiT starts as "
@@ -155,6 +159,7 @@ def run(args) -> int:
                  **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
                  dit_dim=args.dit_dim, dit_layers=args.dit_layers, dit_patch=args.dit_patch,
                  dit_camera=False if args.no_camera else None,
+                 dit_ray_rope=True if args.ray_rope else None,
                  precision=args.precision,
                  prev_latent=args.prev_latent, self_context=args.self_context,
                  self_context_sink=args.self_context_sink)

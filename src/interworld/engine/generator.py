@@ -380,7 +380,7 @@ class Generator:
         pl = self._plucker(poses, refs)
         t = torch.zeros(z.shape[0], len(ids), device=self.device)
         for name, expert in self._experts():
-            step = Step(frame_pos=frame_ids, keyboard=kb, mouse=ms, prev=self.written)
+            step = Step(frame_pos=frame_ids, keyboard=kb, mouse=ms, prev=self.written, view=poses[..., 3:])
             _, kvs = expert(z.to(self.device), t, self.context, step, plucker=pl, kv_prefix=self.cache.prefix(name))
             if not self.cache.frames and kvs[0][0].device != self.device:  # offloaded to the host: no host copies
                 self.cache.pieces = True
@@ -406,7 +406,7 @@ class Generator:
         z = z.to(self.device, self.dtype)
         pl = self._plucker(poses, self.poses[:, q, None].expand_as(poses))
         t = torch.zeros(z.shape[0], z.shape[2], device=self.device)
-        step = Step(frame_pos=pos)
+        step = Step(frame_pos=pos, view=poses[..., 3:])
         return {name: expert(z, t, self.context, step, plucker=pl)[1] for name, expert in self._experts()}
 
     def _prefix(self, name: str, mem_kv: dict | None):
@@ -437,7 +437,8 @@ class Generator:
             tt = torch.full((x.shape[0], x.shape[2]), float(t), device=self.device)
             expert = self._expert_for(float(t))
             name = next(n for n, e in self._experts() if e is expert)
-            step = Step(frame_pos=new_ids, keyboard=kb, mouse=ms, keep_kv=False, prev=self.written)
+            step = Step(frame_pos=new_ids, keyboard=kb, mouse=ms, keep_kv=False, prev=self.written,
+                        view=poses[..., 3:])
             v, _ = expert(x, tt, self.context, step, plucker=pl, kv_prefix=self._prefix(name, mem_kv))
             return v
 
@@ -510,7 +511,8 @@ class Generator:
             full = torch.cat([context, x.to(context.dtype)], dim=2)
             tt = torch.zeros(x.shape[0], full.shape[2], device=self.device)
             tt[:, n_ctx:] = float(t)
-            step = Step(frame_pos=pos, keyboard=kb, mouse=ms, action_from=n_mem, keep_kv=False)
+            step = Step(frame_pos=pos, keyboard=kb, mouse=ms, action_from=n_mem, keep_kv=False,
+                        view=seq_poses[..., 3:])
             v, _ = self.dit(full, tt, self.context, step, plucker=pl)
             return v[:, :, n_ctx:]
 
@@ -566,9 +568,10 @@ def causal_reference(dit: WanDiT, cfg: ModelConfig, latents: torch.Tensor, t: to
     pl = None
     if cfg.camera:
         pl = latent_plucker(poses, previous_refs(poses), height, width, cfg.vae.spatial, cfg.kinematics)
-    m = 0
+    m, views = 0, poses
     if memory is not None:
         m, q = memory["latents"].shape[2], memory["query_from"]
+        views = torch.cat([memory["poses"], poses])
         latents = torch.cat([memory["latents"], latents], 2)
         t = torch.cat([t.new_zeros(t.shape[0], m), t], 1)
         ids = torch.cat([memory["pos"], ids])
@@ -580,6 +583,6 @@ def causal_reference(dit: WanDiT, cfg: ModelConfig, latents: torch.Tensor, t: to
     if pl is not None:
         pl = pl[None].expand(latents.shape[0], -1, -1, -1, -1)
     step = Step(frame_pos=ids, mask=mask.repeat_interleave(s, 0).repeat_interleave(s, 1), keyboard=kb, mouse=ms,
-                action_from=m, action_mask=amask, keep_kv=False)
+                action_from=m, action_mask=amask, keep_kv=False, view=views[..., 3:])
     v, _ = dit(latents, t, context, step, plucker=pl)
     return v[:, :, m:]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from interworld.config import ModelConfig
 from interworld.models.action import ActionModule
 from interworld.models.norms import LayerNorm, RMSNorm
-from interworld.models.rope import apply_rope, rope_3d
+from interworld.models.rope import apply_rope, rope_3d, rope_rays
 
 KV = tuple[torch.Tensor, torch.Tensor]
 
@@ -156,6 +156,9 @@ class Step:
     # return each block's (k, v): only a cache or memory pass uses them, and holding them for
     # every block is 55 GB at a14b-moe's 66,880 tokens (a denoising step needs none of it)
     keep_kv: bool = True
+    # each frame's camera (yaw, pitch) in degrees, [F, 2] or [S, F, 2]: models with cfg.ray_rope
+    # rotate their row and column RoPE axes by where each token looks (models/rope.py, rope_rays)
+    view: torch.Tensor | None = None
 
 
 class WanDiT(nn.Module):
@@ -240,7 +243,15 @@ class WanDiT(nn.Module):
             val = getattr(step, name)
             if val is not None:
                 setattr(step, name, val.to(x.device))
-        cos, sin = rope_3d(step.frame_pos, gh, gw, cfg.head_dim, cfg.num_heads, cfg.rope_theta, cfg.rope_sigma)
+        if cfg.ray_rope:
+            if step.view is None:
+                raise ValueError("this DiT places tokens by where they look (ray_rope): give each frame's "
+                                 "(yaw, pitch) as Step.view")
+            view = step.view.to(x.device)
+            cos, sin = rope_rays(step.frame_pos, view if view.dim() == 3 else view[None], gh, gw, cfg.head_dim,
+                                 cfg.num_heads, cfg.rope_theta, cfg.rope_sigma, cfg.kinematics.fov)
+        else:
+            cos, sin = rope_3d(step.frame_pos, gh, gw, cfg.head_dim, cfg.num_heads, cfg.rope_theta, cfg.rope_sigma)
         step.camera = self.embed_camera(plucker) if (plucker is not None and cfg.camera) else None
         kvs = []
         for i, block in enumerate(self.blocks):

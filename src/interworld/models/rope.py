@@ -10,6 +10,8 @@ than cut from a fixed-length buffer: generation can run for as long as the user 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -51,6 +53,50 @@ def rope_3d(frame_pos: torch.Tensor, height: int, width: int, head_dim: int, num
         ah[:, None].expand(*grid, ch),
         aw.expand(*grid, cw),
     ], dim=-1).reshape(*lead, f * height * width, n, ct + ch + cw)
+    return ang.cos().float(), ang.sin().float()
+
+
+def ray_freqs(pairs: int, top: float = 12.0) -> torch.Tensor:
+    """Integer angular frequencies, geometric from `top` down to 1: whole turns of the camera
+    (360 degrees) then give back the same rotation, so a view met again after a full circle
+    encodes as it did the first time."""
+    if pairs == 1:
+        return torch.ones(1, dtype=torch.float64)
+    k = torch.arange(pairs, dtype=torch.float64)
+    return torch.round(top ** (1.0 - k / (pairs - 1))).clamp(min=1.0)
+
+
+def rope_rays(frame_pos: torch.Tensor, view: torch.Tensor, height: int, width: int, head_dim: int, num_heads: int,
+              theta: float, sigma: float, fov: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """3D RoPE whose row and column axes are each token's ray elevation and azimuth in the world
+    rather than its row and column: the frame's pitch and yaw (view [..., F, 2], degrees) plus the
+    angle of the token's centre off the optical axis (horizontal field of view `fov`). Attention
+    scores then depend on how far apart two tokens look, so after a turn a token finds what it
+    sees where it was in the frames before (within one frame: nearly the row/column offset, as
+    atan is nearly linear over the view). Our own addition; official weights use rope_3d.
+
+    frame_pos [F] or [B, F]; view [S, F, 2]. Returns cos, sin [B', F*H*W, heads, head_dim/2]
+    with B' the larger of B and S."""
+    ct, ch, cw = split_dims(head_dim)
+    dev = view.device
+    thetas = head_thetas(num_heads, theta, sigma)
+    f = frame_pos.shape[-1]
+    at = _angles(frame_pos.reshape(-1), ct, thetas).reshape(-1, f, 1, 1, num_heads, ct)  # [Bt, F, 1, 1, n, ct]
+    focal = 0.5 / math.tan(math.radians(fov) / 2)  # in units of the frame's width
+    u = (torch.arange(width, device=dev, dtype=torch.float64) + 0.5 - width / 2) / width / focal
+    v = (torch.arange(height, device=dev, dtype=torch.float64) + 0.5 - height / 2) / width / focal
+    rad = torch.deg2rad(view.to(torch.float64))  # [S, F, 2]: yaw, pitch
+    azimuth = rad[..., 0, None] - torch.atan(u)  # [S, F, W]: the right of the frame turns clockwise
+    elevation = rad[..., 1, None] - torch.atan(v)  # [S, F, H]: rows go down
+    ah = elevation[..., None] * ray_freqs(ch).to(dev)  # [S, F, H, ch]
+    aw = azimuth[..., None] * ray_freqs(cw).to(dev)  # [S, F, W, cw]
+    lead = max(at.shape[0], rad.shape[0])
+    grid = (lead, f, height, width, num_heads)
+    ang = torch.cat([
+        at.expand(*grid, ct),
+        ah[:, :, :, None, None, :].expand(*grid, ch),
+        aw[:, :, None, :, None, :].expand(*grid, cw),
+    ], dim=-1).reshape(lead, f * height * width, num_heads, ct + ch + cw)
     return ang.cos().float(), ang.sin().float()
 
 

@@ -66,6 +66,7 @@ class FitArgs:
     dit_layers: int | None = None  # world: blocks of a new DiT (default: the config's)
     dit_patch: int | None = None  # world: latent pixels per token side of a new DiT (default: the config's)
     dit_camera: bool | None = None  # world: a new DiT with (True) or without (False) camera poses
+    dit_ray_rope: bool | None = None  # world: a new DiT whose RoPE follows each token's ray (config.ray_rope)
     prev_latent: bool = False  # world: give the DiT the previous-frame path (config.prev_latent), zero at first
     self_context: float = 0.0  # world: share of batches whose context is the model's own rollout (causal)
     self_context_sink: str = "own"  # world: "other": those batches see another clip's start latent as the sink
@@ -141,10 +142,10 @@ def fit(a: FitArgs, progress=None) -> Path:
         if a.prev_latent and not resume:
             cfg = cfg.replace(prev_latent=True)
     tensors = load_tensors(src) if src is not None else {}
-    shape = (a.dit_dim, a.dit_layers, a.dit_patch, a.dit_camera)
+    shape = (a.dit_dim, a.dit_layers, a.dit_patch, a.dit_camera, a.dit_ray_rope)
     if a.kind == "world" and any(v is not None for v in shape):  # 0 too: with_dit refuses it
         if resume:
-            raise ValueError(f"--dit-dim/--dit-layers/--dit-patch/--no-camera shape a new DiT, and {run} already "
+            raise ValueError(f"--dit-dim/--dit-layers/--dit-patch/--no-camera/--ray-rope shape a new DiT, and {run} already "
                              f"has one: resume it without them, or give a new --out")
         if any(k.startswith("dit.") for k in tensors):  # e.g. the shipped model: its VAE is what a user has
             tensors = {k: v for k, v in tensors.items() if k.startswith("vae.")}

@@ -114,8 +114,10 @@ def attach_memory(cfg: ModelConfig, scheme: str, memory: dict, x: torch.Tensor, 
     if scheme == "causal":
         mask, _ = _causal_masks(f, cfg.chunk_latents, cfg.sink_latents, cfg.window_latents, 1,
                                 cfg.tokens_per_frame(*hw), str(dev), m, q)
+    mem_view = memory["poses"][..., 3:].to(dev)
+    view = torch.cat([mem_view, pose[..., 3:].to(dev).expand(mem_view.shape[0], -1, -1)], 1)
     step = Step(frame_pos=pos, mask=mask, keyboard=step.keyboard, mouse=step.mouse, action_from=m, keep_kv=False,
-                action_mask=step.action_mask)
+                action_mask=step.action_mask, view=view)
     if plucker is not None:
         ref = pose[:, q:q + 1].to(dev).expand(-1, m, -1)
         mem_pl = latent_plucker(memory["poses"].to(dev), ref, *hw, cfg.vae.spatial, cfg.kinematics)
@@ -146,7 +148,9 @@ def clip_conditions(cfg: ModelConfig, keys: torch.Tensor, mouse: torch.Tensor, l
     if scheme == "causal":
         s = cfg.tokens_per_frame(*hw)
         mask, amask = _causal_masks(f, chunk, cfg.sink_latents, cfg.window_latents, first_chunk, s, str(device))
-    return Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask, keep_kv=False), pl
+    step = Step(frame_pos=ids.to(device), mask=mask, keyboard=kb, mouse=ms, action_mask=amask, keep_kv=False,
+                view=lat_poses[..., 3:].to(device))
+    return step, pl
 
 
 def encode_and_condition(dit_cfg: ModelConfig, vae, text_encoder, batch: WorldBatch, scheme: str, device,
