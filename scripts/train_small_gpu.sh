@@ -69,9 +69,13 @@ if [ "$world_s" = 0 ]; then
 fi
 # DIT_DIM / DIT_LAYERS / DIT_PATCH shape a new DiT only (a follow-up call resumes the one it made)
 new_dit=""
-[ -z "$resume" ] && [ ! -f $runs/world/config.json ] &&
-  new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS} ${DIT_PATCH:+--dit-patch $DIT_PATCH}
-           $( [ "${NO_CAMERA:-0}" = 1 ] && echo --no-camera ) $( [ "${RAY_ROPE:-0}" = 1 ] && echo --ray-rope )"
+# plain ifs: a failed `[ ] && echo` inside the assignment made it fail, and set -e then ended the
+# script without a word for a run without these switches (run 29)
+if [ -z "$resume" ] && [ ! -f $runs/world/config.json ]; then
+  new_dit="${DIT_DIM:+--dit-dim $DIT_DIM} ${DIT_LAYERS:+--dit-layers $DIT_LAYERS} ${DIT_PATCH:+--dit-patch $DIT_PATCH}"
+  if [ "${NO_CAMERA:-0}" = 1 ]; then new_dit="$new_dit --no-camera"; fi
+  if [ "${RAY_ROPE:-0}" = 1 ]; then new_dit="$new_dit --ray-rope"; fi
+fi
 # shellcheck disable=SC2086
 iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --init "${INIT:-$runs/vae}" ) $new_dit \
    --steps "${WORLD_STEPS:-12000}" --batch "${WORLD_BATCH:-48}" --latents 8 --lr "${WORLD_LR:-6e-4}" --warmup 200 \

@@ -74,6 +74,22 @@ def test_a_detached_run_outlives_the_call_that_starts_it(tmp_path):
     assert (dest / "log.txt").read_text() == "trained\n" and (tmp_path / "run.rc").read_text() == "7\n"
 
 
+@pytest.mark.parametrize("env,want", [({}, []), ({"RAY_ROPE": "1"}, ["--ray-rope"]),
+                                      ({"NO_CAMERA": "1", "DIT_DIM": "320"}, ["--dit-dim", "320", "--no-camera"]),
+                                      ({"RESUME": "R", "RAY_ROPE": "1"}, [])])
+def test_train_small_gpu_shapes_a_new_dit_under_set_e(tmp_path, env, want):
+    """train_small_gpu.sh's switches for a new DiT, as the script runs them (set -euo pipefail): a
+    run without them must go on (run 29 lost a control run that ended there without a word), and a
+    resumed run takes none."""
+    text = (SCRIPTS / "train_small_gpu.sh").read_text()
+    block = text[text.index('new_dit=""\n'):]
+    block = block[:block.index("\nfi\n") + 4]
+    cmd = f'set -euo pipefail; resume="${{RESUME:-}}"; runs="{tmp_path}"\n{block}\necho "ARGS $new_dit"'
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env={**os.environ, **env}, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("ARGS", 1)[1].split() == want
+
+
 def test_fp16_copy_completes_a_dit_of_another_depth_without_the_bases_blocks(tmp_path):
     # run 28: a DiT of 8 blocks completed from the shipped model's 10 took its blocks 8 and 9 too
     def ckpt(name, tensors):
