@@ -109,6 +109,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys, image, script):
     wild = tmp_path / "wild.json"
     wild.write_text(json.dumps([{"mouse": [1e9, 0]}]))
     _expect_clean_error(capsys, base + ["--image", str(image), "--actions", str(wild)], "out of range")
+    _expect_clean_error(capsys, ["record", "--out", str(tmp_path / "rec"), "--mouse-rest", "1.5", "--quiet"],
+                        "--mouse-rest")
 
 
 def test_console_script_help_and_info():

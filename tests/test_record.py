@@ -20,13 +20,14 @@ from interworld.data.vizdoom_rec import engine_pose, make_game, record, start_ep
 
 
 def test_recorded_actions_and_poses_match_the_engine(tmp_path):
-    n = record(tmp_path, ["freedoom2:MAP01"], 300, workers=1, seed=1, height=64, width=80, shard_frames=128)
+    n = record(tmp_path, ["freedoom2:MAP01"], 300, workers=1, seed=1, height=64, width=80, shard_frames=128,
+               mouse_rest=0.3)
     shards = [load_shard(p) for p in list_shards(tmp_path)]
     assert n == 300 == sum(len(s) for s in shards)
     s = shards[0]
     assert s.frames.shape[1:] == (64, 80, 3) and s.frames.dtype == np.uint8
     assert s.keys.shape[1] == 6 and s.mouse.dtype == np.float32 and s.pose.shape[1] == 5
-    assert s.meta["map"] == "freedoom2:MAP01" and s.meta["fps"] == 17.5
+    assert s.meta["map"] == "freedoom2:MAP01" and s.meta["fps"] == 17.5 and s.meta["mouse_rest"] == 0.3
     # the policy, replayed with its seed, produced exactly the stored actions: check the yaw
     # the engine reports against the mouse we sent, frame by frame (dx > 0 turns right)
     for sh in shards:
@@ -36,6 +37,32 @@ def test_recorded_actions_and_poses_match_the_engine(tmp_path):
         dpitch = sh.pose[1:, 4] - sh.pose[:-1, 4]
         inside = same_ep & (np.abs(sh.pose[1:, 4]) < 31)  # away from the engine's clamp
         assert np.abs(dpitch + sh.mouse[1:, 1])[inside].max() < 0.05
+
+
+def test_the_policy_can_rest_the_mouse_and_without_that_replays_as_before():
+    """mouse_rest: whole key spans with the mouse still, pauses then truly still; 0 (the default)
+    gives the very actions the policy gave before the option existed (the digest of seed 3's first
+    3000 frames, taken from the policy as it was)."""
+    import hashlib
+    import json
+
+    def run(n=6000, **kw):
+        p = ExplorerPolicy(3, **kw)
+        return [p.act(moved=1.0) for _ in range(n)]
+    before = run(3000)
+    assert hashlib.sha256(json.dumps(before).encode()).hexdigest()[:16] == "889c65f749ae4f46"
+    assert run(3000, mouse_rest=0.0) == before
+    still = lambda acts: np.array([dx == 0.0 and dy == 0.0 for _, dx, dy in acts])  # noqa: E731
+    assert still(run()).mean() < 0.01  # the mouse never rests without it
+    acts = run(mouse_rest=0.4)
+    s = still(acts)
+    assert 0.2 < s.mean() < 0.6
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, s.astype(int), 0])))[::2]  # lengths of still runs
+    assert np.median(runs) >= 8  # spans, not a flicker
+    assert any(k == [] and ok for (k, _, _), ok in zip(acts, s))  # a pause stands truly still
+    assert has_full_circle([dx for _, dx, _ in acts])  # the planned manoeuvres stay
+    with pytest.raises(ValueError, match="mouse_rest"):
+        ExplorerPolicy(0, mouse_rest=1.5)
 
 
 def test_engine_conventions_turn_and_walk():

@@ -26,6 +26,9 @@ def add_parser(sub):
     p.add_argument("--skip", type=int, default=2, help="engine tics per frame; 35/skip fps (default 2: 17.5 fps)")
     p.add_argument("--shard-frames", type=int, default=512, help="frames per shard (default 512)")
     p.add_argument("--seed", type=int, default=0, help="seed of maps and policies (default 0)")
+    p.add_argument("--mouse-rest", type=float, default=0.0, metavar="P",
+                   help="share of the policy's key spans in which the mouse rests (no turn, no look), as a player's "
+                        "often does; default 0, the policy the shipped model was trained on, whose mouse never rests")
     p.add_argument("--compress", action="store_true", help="zlib-compress shards (smaller, slower)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -43,6 +46,8 @@ def run(args) -> int:
         maps = resolve(args.maps)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if not 0.0 <= args.mouse_rest <= 1.0:
+        raise UsageError(f"--mouse-rest is a share of spans between 0 and 1, got {args.mouse_rest}")
     try:
         import vizdoom  # noqa: F401
     except ImportError as e:  # the reason matters: a broken install reads like a missing one
@@ -64,7 +69,7 @@ def run(args) -> int:
                   TimeRemainingColumn(), disable=args.quiet) as bar:
         task = bar.add_task("frames", total=args.frames, fps="")
         n = record(out, maps, args.frames, args.workers, args.seed, args.height, args.width, args.skip,
-                   args.shard_frames, compress=args.compress,
+                   args.shard_frames, compress=args.compress, mouse_rest=args.mouse_rest,
                    progress=lambda d, t, fps: bar.update(task, completed=d, fps=f"{fps:,.0f} frames/s"))
     print(f"recorded {n} frames from {len(maps)} map(s) into {out}")
     return 0

@@ -5,6 +5,11 @@ looks with smooth, continuous mouse motion (an Ornstein-Uhlenbeck yaw rate), pau
 turns in place through full circles now and then, backs up and turns away when stuck,
 and walks back the way it came (turn 180 degrees, replay its recent moves mirrored),
 so the data has revisits for the memory to learn from. Deterministic given a seed.
+
+`mouse_rest` is the share of key spans in which the hand leaves the mouse alone (no turn, no
+look). Without it the yaw rate never rests: the recordings so far turn 2.7 degrees a frame at the
+median and hold the mouse still in under 0.1% of frames, so a player who stands, or walks
+straight, asks the model for something it has hardly seen (docs/TRAINING.md, run 29).
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ W, S, A, D, JUMP, ATTACK = range(len(KEYS))
 
 
 class ExplorerPolicy:
-    def __init__(self, seed: int = 0, turn_scale: float = 4.0):
+    def __init__(self, seed: int = 0, turn_scale: float = 4.0, mouse_rest: float = 0.0):
+        if not 0.0 <= mouse_rest <= 1.0:
+            raise ValueError(f"mouse_rest is a share of spans, in [0, 1]; got {mouse_rest}")
         self.rng = random.Random(seed)
         self.turn_scale = turn_scale  # typical yaw rate, degrees per frame
+        self.mouse_rest = mouse_rest
+        self.resting = False  # this span leaves the mouse alone
         self.yaw_rate = 0.0
         self.pitch = 0.0  # the policy's own idea of where it looks (our convention: + up)
         self.plan: deque = deque()  # queued (keys, dx, dy) frames of a manoeuvre
@@ -45,6 +54,8 @@ class ExplorerPolicy:
         else:
             keys = [W, ATTACK] if self.rng.random() < 0.5 else [W, JUMP]
         self.hold_keys, self.hold_left = keys, self.rng.randint(8, 48)
+        # drawn only when asked for, so that mouse_rest 0 replays the recordings made before it
+        self.resting = self.mouse_rest > 0 and self.rng.random() < self.mouse_rest
 
     def _full_circle(self) -> None:
         n = self.rng.randint(36, 72)  # a steady 360 in 36-72 frames
@@ -85,6 +96,10 @@ class ExplorerPolicy:
                 self._start_span()
             self.hold_left -= 1
             keys = list(self.hold_keys)
+            if self.resting:  # the mouse rests; it starts again from rest when the span ends
+                self.yaw_rate = 0.0
+                self.history.append((keys, 0.0, 0.0))
+                return keys, 0.0, 0.0
             # smooth yaw: mean-reverting random rate, with occasional quick glances
             self.yaw_rate += -0.15 * self.yaw_rate + self.rng.gauss(0, 0.35 * self.turn_scale)
             if self.rng.random() < 0.01:

@@ -99,7 +99,7 @@ def _frame(game, size) -> np.ndarray:
 
 def record_worker(worker: int, maps: list[str], frames: int, out: str, seed: int, height: int, width: int,
                   skip: int = 2, shard_frames: int = 512, episode_frames: int = 2048, counter=None,
-                  compress: bool = False) -> int:
+                  compress: bool = False, mouse_rest: float = 0.0) -> int:
     """Record `frames` frames into whole shards under `out`; returns the frames written."""
     import vizdoom  # noqa: F401  (fail early in the worker too)
 
@@ -116,7 +116,7 @@ def record_worker(worker: int, maps: list[str], frames: int, out: str, seed: int
             game, _ = make_game(map_id, height, width, seed=rng.randrange(2**31))
             cur_map = map_id
         start_episode(game)
-        policy = ExplorerPolicy(seed=rng.randrange(2**31))
+        policy = ExplorerPolicy(seed=rng.randrange(2**31), mouse_rest=mouse_rest)
         buf = {k: [] for k in ("frames", "keys", "mouse", "pose", "frame")}
         buf["frames"].append(_frame(game, size))
         buf["keys"].append(np.zeros(len(KEYS), np.uint8))
@@ -132,6 +132,7 @@ def record_worker(worker: int, maps: list[str], frames: int, out: str, seed: int
                 return
             meta = {"map": cur_map, "fps": TICRATE / skip, "skip": skip, "height": height, "width": width,
                     "keys": list(KEYS), "policy_seed": policy.rng.random(), "worker": worker, "episode": episode,
+                    "mouse_rest": mouse_rest,
                     "engine": "vizdoom 1.3.2", "pose": "x y z (map units), yaw (deg, ccw), pitch (deg, + up)"}
             shard = Shard(frames=np.stack(buf["frames"]), keys=np.stack(buf["keys"]), mouse=np.stack(buf["mouse"]),
                           pose=np.stack(buf["pose"]), episode=np.full(n, episode, np.int32),
@@ -172,8 +173,10 @@ def record_worker(worker: int, maps: list[str], frames: int, out: str, seed: int
 
 
 def record(out: str | Path, maps: list[str], frames: int, workers: int = 1, seed: int = 0, height: int = 128,
-           width: int = 160, skip: int = 2, shard_frames: int = 512, progress=None, compress: bool = False) -> int:
-    """Record with `workers` processes; `progress(done, total, fps)` is called as shards land."""
+           width: int = 160, skip: int = 2, shard_frames: int = 512, progress=None, compress: bool = False,
+           mouse_rest: float = 0.0) -> int:
+    """Record with `workers` processes; `progress(done, total, fps)` is called as shards land;
+    mouse_rest: the policy's share of spans with the mouse at rest (policy.py)."""
     Path(out).mkdir(parents=True, exist_ok=True)
     per = [frames // workers + (1 if i < frames % workers else 0) for i in range(workers)]
     ctx = mp.get_context("spawn")  # a forked parent that imported vizdoom crashes its children
@@ -184,7 +187,8 @@ def record(out: str | Path, maps: list[str], frames: int, workers: int = 1, seed
 
         done = []
         th = threading.Thread(target=lambda: done.append(record_worker(
-            0, maps, per[0], str(out), seed, height, width, skip, shard_frames, counter=counter, compress=compress)))
+            0, maps, per[0], str(out), seed, height, width, skip, shard_frames, counter=counter, compress=compress,
+            mouse_rest=mouse_rest)))
         th.start()
         while th.is_alive():
             th.join(0.2)
@@ -192,7 +196,7 @@ def record(out: str | Path, maps: list[str], frames: int, workers: int = 1, seed
                 progress(counter.value, frames, counter.value / max(time.time() - t0, 1e-6))
         return done[0] if done else counter.value
     procs = [ctx.Process(target=record_worker, args=(i, maps, per[i], str(out), seed, height, width, skip,
-                                                      shard_frames, 2048, counter, compress))
+                                                      shard_frames, 2048, counter, compress, mouse_rest))
              for i in range(workers) if per[i] > 0]
     for p in procs:
         p.start()
