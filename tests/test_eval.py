@@ -71,6 +71,11 @@ def test_replay_follows_the_script_in_the_engine():
     p = replay("freedoom2:MAP19", None, None, seed=3, warmup=20, height=32, width=40, policy_frames=12)
     q = replay("freedoom2:MAP19", p["keys"], p["mouse"], seed=3, warmup=20, height=32, width=40)
     assert np.array_equal(p["frames"], q["frames"])  # the policy's actions replay to the same frames
+    # a player who leaves the mouse alone on half the spans (eval --mouse-rest); without it, never
+    still = replay("freedoom2:MAP19", None, None, seed=3, warmup=20, height=32, width=40, policy_frames=200,
+                   mouse_rest=0.5)
+    rest = (still["mouse"].abs().sum(1) == 0).float().mean()
+    assert 0.2 < rest < 0.8 and (p["mouse"].abs().sum(1) == 0).float().mean() == 0
 
 
 def test_replays_survive_damaging_floors():

@@ -66,6 +66,9 @@ def add_parser(sub):
                    help="the camera poses a rollout's model gets: integrated from the actions, as a player's are "
                         "(default; by the checkpoint's motion model if it has one, else the fixed kinematics), or "
                         "the engine's own, which isolates the world model from the pose estimate")
+    p.add_argument("--mouse-rest", type=float, default=0.0, metavar="P",
+                   help="the cases' player leaves the mouse alone in a share P of its key spans, as a person "
+                        "playing often does (default 0: the policy of the training data, whose mouse never rests)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=0,
                    help="first case seed: the cases of a map take SEED to SEED+CASES-1, so to add new cases to "
@@ -90,6 +93,8 @@ def run(args) -> int:
         raise UsageError(f"--batch {args.batch}: at least 1")
     if args.context_latents < 1:
         raise UsageError(f"--context-latents {args.context_latents}: at least 1 (the start image)")
+    if not 0.0 <= args.mouse_rest <= 1.0:
+        raise UsageError(f"--mouse-rest {args.mouse_rest}: a share of spans between 0 and 1")
     if args.checkpoint and not Path(args.checkpoint).is_dir():
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
     for f in [*(args.lpips_weights or []), *([args.fvd_weights] if args.fvd_weights else [])]:
@@ -98,7 +103,7 @@ def run(args) -> int:
     a = EvalArgs(out=args.out, maps=maps, checkpoint=args.checkpoint, random_init=args.random_init,
                  baseline=args.baseline, cases=args.cases, seconds=300.0 if args.long else args.seconds,
                  context_latents=args.context_latents, steps=args.steps, device=args.device, batch=args.batch,
-                 seed=args.seed, revisits=not args.no_revisits, camera=args.camera,
+                 seed=args.seed, revisits=not args.no_revisits, camera=args.camera, mouse_rest=args.mouse_rest,
                  pose_model=args.pose_model, memory=None if args.memory is None else args.memory == "on",
                  lpips_weights=args.lpips_weights, fvd_weights=args.fvd_weights)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"),

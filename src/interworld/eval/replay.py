@@ -22,13 +22,14 @@ class EpisodeEnded(RuntimeError):
 
 def replay(map_id: str, keys: torch.Tensor | None, mouse: torch.Tensor | None, *, seed: int = 0,
            warmup: int = 60, height: int = 128, width: int = 160, skip: int = 2,
-           policy_frames: int = 0) -> dict[str, np.ndarray]:
+           policy_frames: int = 0, mouse_rest: float = 0.0) -> dict[str, np.ndarray]:
     """frames [T+1, H, W, 3] uint8 (the start frame, then one per scripted frame), pose [T+1, 5],
     and the keys [T, 6] / mouse [T, 2] played. With `keys` None, the seeded exploring policy
-    plays `policy_frames` more frames after the warm-up instead of a script."""
+    plays `policy_frames` more frames after the warm-up instead of a script; mouse_rest: its
+    share of spans with the mouse at rest (data/policy.py)."""
     game, _ = make_game(map_id, height, width, seed=seed)
     size = (height, width)
-    policy, moved = ExplorerPolicy(seed=seed), None
+    policy, moved = ExplorerPolicy(seed=seed, mouse_rest=mouse_rest), None
 
     def policy_step():
         nonlocal moved

@@ -64,6 +64,7 @@ class EvalArgs:
     fvd_weights: str | None = None  # safetensors: piergiaj's Inception-I3D (eval/fvd.py)
     batch: int = 1  # rollouts generated at once (per-item action streams); 1: each on its own, as `play` runs
     camera: str = "actions"  # the rollouts' camera poses: integrated from the actions, as a player's are, or "engine"
+    mouse_rest: float = 0.0  # the cases' policy rests the mouse on this share of spans (0: as the training data)
 
 
 def _mean(xs) -> float:
@@ -189,7 +190,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
         for _ in range(5):  # a seed whose player dies in a damaging floor is replaced by the next
             try:
                 return map_id, seed, replay(map_id, None, None, seed=seed, warmup=a.warmup, height=H, width=W,
-                                            policy_frames=n_frames)
+                                            policy_frames=n_frames, mouse_rest=a.mouse_rest)
             except EpisodeEnded:
                 seed += 1000
         raise RuntimeError(f"five seeds in a row ended early on {map_id}: use shorter --seconds")
@@ -384,7 +385,8 @@ def markdown(r: dict) -> str:
     lines = [f"# interworld eval: {st['model']} ({st['checkpoint'] or 'shipped'}), {', '.join(st['maps'])}", "",
              f"{st['height']}x{st['width']} at {st['fps']} fps, {st['seconds']} s rollouts, {st['steps']} steps, "
              f"{st['cases']} case(s) per map, memory {'on' if st.get('memory') else 'off'}, "
-             f"camera poses from the {'engine' if st.get('camera') == 'engine' else 'actions'}, device {st['device']}, "
+             f"camera poses from the {'engine' if st.get('camera') == 'engine' else 'actions'}, "
+             f"mouse at rest in {st.get('mouse_rest', 0.0):g} of the policy's spans, device {st['device']}, "
              f"torch {st['torch']}", "",
              "| metric | model | repeat-last |", "|---|---|---|"]
     perceptual = []  # only where the user passed the backbones' weights
