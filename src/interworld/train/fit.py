@@ -145,8 +145,8 @@ def fit(a: FitArgs, progress=None) -> Path:
     shape = (a.dit_dim, a.dit_layers, a.dit_patch, a.dit_camera, a.dit_ray_rope)
     if a.kind == "world" and any(v is not None for v in shape):  # 0 too: with_dit refuses it
         if resume:
-            raise ValueError(f"--dit-dim/--dit-layers/--dit-patch/--no-camera/--ray-rope shape a new DiT, and {run} already "
-                             f"has one: resume it without them, or give a new --out")
+            raise ValueError(f"--dit-dim/--dit-layers/--dit-patch/--no-camera/--ray-rope shape a new DiT, and {run} "
+                             f"already has one: resume it without them, or give a new --out")
         if any(k.startswith("dit.") for k in tensors):  # e.g. the shipped model: its VAE is what a user has
             tensors = {k: v for k, v in tensors.items() if k.startswith("vae.")}
             if common.is_main():
