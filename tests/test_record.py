@@ -53,7 +53,7 @@ def test_the_policy_can_rest_the_mouse_and_without_that_replays_as_before():
     assert hashlib.sha256(json.dumps(before).encode()).hexdigest()[:16] == "889c65f749ae4f46"
     assert run(3000, mouse_rest=0.0) == before
     still = lambda acts: np.array([dx == 0.0 and dy == 0.0 for _, dx, dy in acts])  # noqa: E731
-    assert still(run()).mean() < 0.01  # the mouse never rests without it
+    assert still(run()).mean() < 0.01  # without it the mouse rests only when stuck, never here
     acts = run(mouse_rest=0.4)
     s = still(acts)
     assert 0.2 < s.mean() < 0.6

@@ -68,7 +68,8 @@ def add_parser(sub):
                         "the engine's own, which isolates the world model from the pose estimate")
     p.add_argument("--mouse-rest", type=float, default=0.0, metavar="P",
                    help="the cases' player leaves the mouse alone in a share P of its key spans, as a person "
-                        "playing often does (default 0: the policy of the training data, whose mouse never rests)")
+                        "playing often does (default 0: the policy of the training data, whose mouse rests only to "
+                        "back away from a wall)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--seed", type=int, default=0,
                    help="first case seed: the cases of a map take SEED to SEED+CASES-1, so to add new cases to "

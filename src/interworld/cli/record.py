@@ -28,7 +28,8 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of maps and policies (default 0)")
     p.add_argument("--mouse-rest", type=float, default=0.0, metavar="P",
                    help="share of the policy's key spans in which the mouse rests (no turn, no look), as a player's "
-                        "often does; default 0, the policy the shipped model was trained on, whose mouse never rests")
+                        "often does; default 0, the policy the shipped model was trained on, whose mouse rests only "
+                        "to back away from a wall")
     p.add_argument("--compress", action="store_true", help="zlib-compress shards (smaller, slower)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -8,8 +8,9 @@ so the data has revisits for the memory to learn from. Deterministic given a see
 
 `mouse_rest` is the share of key spans in which the hand leaves the mouse alone (no turn, no
 look). Without it the yaw rate never rests: the recordings so far turn 2.7 degrees a frame at the
-median and hold the mouse still in under 0.1% of frames, so a player who stands, or walks
-straight, asks the model for something it has hardly seen (docs/TRAINING.md, run 29).
+median, rest the mouse only to back away from a wall, and stand still in 0.08% of frames, so a
+player who stands, or walks straight, asks the model for something it has hardly seen
+(docs/TRAINING.md, run 29).
 """
 
 from __future__ import annotations
