@@ -8,7 +8,7 @@ where `--seed 1` or `--seed 2` would add none). Only the cases every model has a
 models are compared on the same rollouts: means of teacher-forced PSNR, rollout PSNR, rollout
 sharpness and the drift score, and the rollout PSNR over spans of the rollout; then, for each
 pair of models (or each model against --base only), the mean paired difference of the rollout
-PSNR and SSIM, the drift score, the teacher-forced PSNR, the rollout sharpness and, where a pose
+PSNR (also at 1/4 size, where evals have it) and SSIM, the drift score, the teacher-forced PSNR, the rollout sharpness and, where a pose
 estimator measured them, the yaw error and the yaw gain of action following (how far the world
 turns against the engine), with its standard error and how often the first is better. Revisit
 cases (360-degree turn, out and back) are compared the same way on their return-frame PSNR
@@ -59,6 +59,9 @@ def _load(dirs: list[str]) -> tuple[dict, dict, dict]:
                                                "psnr_per_s": r.get("psnr_per_s")}
             if "ssim" in r:
                 rollouts[(c["map"], c["seed"])]["rollout_ssim"] = r["ssim"]
+            if "coarse_psnr" in r:  # evals before run 30 lack it
+                rollouts[(c["map"], c["seed"])]["rollout_coarse_psnr"] = r["coarse_psnr"]
+                rollouts[(c["map"], c["seed"])]["tf_coarse_psnr"] = c["teacher_forced"]["coarse_psnr"]
             if "action_following" in c:  # only with a pose estimator (eval --pose-model)
                 af = c["action_following"]
                 rollouts[(c["map"], c["seed"])]["yaw_error"] = af["model_yaw_mae_deg"]
@@ -98,6 +101,8 @@ def _pairs(models: dict, key: str, lower_is: str, base: str | None = None) -> No
 
 
 MEASURES = (("rollout_psnr", "rollout PSNR", "higher"), ("rollout_ssim", "rollout SSIM", "higher"),
+            ("rollout_coarse_psnr", "rollout PSNR at 1/4 size", "higher"),
+            ("tf_coarse_psnr", "teacher-forced PSNR at 1/4 size", "higher"),
             ("drift", "drift", "lower"), ("tf_psnr", "teacher-forced PSNR", "higher"),
             ("sharpness", "rollout sharpness", "higher"), ("yaw_error", "yaw error (deg per gap)", "lower"),
             ("yaw_gain", "yaw gain", "higher"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from interworld.eval.drift import drift_score
-from interworld.eval.metrics import psnr, ssim
+from interworld.eval.metrics import coarse_psnr, psnr, ssim
 from interworld.eval.scripts import SCRIPTS, script
 
 
@@ -23,6 +23,22 @@ def test_identical_videos_are_perfect_and_noise_is_not():
     p = psnr(noisy, v)
     assert (p > 20).all() and (p < 30).all()  # +-20 uniform noise: about 22 dB
     assert (ssim(noisy, v) < 0.99).all() and (ssim(_video(2), v) < 0.1).all()
+
+
+def test_coarse_psnr_judges_the_layout_not_the_texture():
+    """A frame whose texture is a pixel off loses to a flat blur at full size, not at 1/4 size,
+    and one with the wrong layout loses at both."""
+    rng = np.random.default_rng(5)
+    layout = np.kron(rng.integers(40, 216, (1, 8, 10, 3)), np.ones((1, 4, 4, 1)))  # 32x40 in 4x4 blocks
+    texture = rng.integers(-30, 31, (1, 32, 42, 3))
+    real = np.clip(layout + texture[:, :, :40], 0, 255).astype(np.uint8)
+    shifted = np.clip(layout + texture[:, :, 2:], 0, 255).astype(np.uint8)  # the texture moved 2 pixels
+    blur = np.clip(layout, 0, 255).astype(np.uint8)  # the mean: layout right, no texture
+    wrong = np.clip(layout[:, ::-1] + texture[:, :, :40], 0, 255).astype(np.uint8)  # texture right, layout not
+    assert psnr(blur, real)[0] > psnr(shifted, real)[0] + 2
+    assert abs(coarse_psnr(blur, real)[0] - coarse_psnr(shifted, real)[0]) < 2
+    assert coarse_psnr(shifted, real)[0] > coarse_psnr(wrong, real)[0] + 5
+    assert np.isinf(coarse_psnr(real, real)).all()
 
 
 def test_long_videos_are_measured_in_batches_with_the_same_result():

@@ -1,4 +1,4 @@
-"""Frame metrics on uint8 videos [T, H, W, 3]: PSNR and SSIM per frame."""
+"""Frame metrics on uint8 videos [T, H, W, 3]: PSNR (also at a coarser scale) and SSIM per frame."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
     with np.errstate(divide="ignore"):
         return 10 * np.log10(255.0**2 / mse)
+
+
+def coarse_psnr(a: np.ndarray, b: np.ndarray, factor: int = 4) -> np.ndarray:
+    """Per-frame PSNR of the frames averaged over `factor` x `factor` blocks: the layout (walls,
+    floor, openings, their shading) without the fine texture. PSNR at full size prefers a blurred
+    mean to a sharp frame whose texture is a pixel off; at 1/4 size both are judged on where
+    things are (docs/TRAINING.md, run 30)."""
+    def pool(v):
+        t, h, w, c = v.shape
+        v = v[:, :h - h % factor, :w - w % factor].astype(np.float64)
+        return v.reshape(t, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+    return psnr(pool(a), pool(b))
 
 
 @_batched
