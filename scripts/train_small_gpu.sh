@@ -34,6 +34,7 @@
 #      PREV_LATENT (1: give the DiT the previous-frame path, `train world --prev-latent`),
 #      SELF_CONTEXT (share of batches whose context is the model's own rollout, `train world --self-context`),
 #      SELF_CONTEXT_SINK (other: those batches see another clip's start frame as the sink, `--self-context-sink`),
+#      EMA (decay of a moving average of the DiT's weights, `train world --ema`, kept in RUNS/world/ema),
 #      PACK_ONLY (name prefixes of the teacher to bring back, e.g. dit.,text. when its VAE is
 #      already at home; rebuild with scripts/fp16_copy.py --base).
 set -euo pipefail
@@ -82,7 +83,7 @@ iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --i
    --error-buffer "${ERROR_BUFFER:-0}" --memory "${MEMORY:-0.5}" --time-limit "$world_s" --val-every 1000 --ckpt-every 100000 \
    $( [ "${COMPILE:-1}" = 1 ] && echo --compile ) $( [ "${FIT_TIME:-0}" = 1 ] && echo --fit-time ) \
    $( [ "${PREV_LATENT:-0}" = 1 ] && echo --prev-latent ) \
-   --self-context "${SELF_CONTEXT:-0}" --self-context-sink "${SELF_CONTEXT_SINK:-own}" --quiet
+   --self-context "${SELF_CONTEXT:-0}" --self-context-sink "${SELF_CONTEXT_SINK:-own}" --ema "${EMA:-0}" --quiet
 echo "teacher trained at $(( $(date +%s) - t0 )) s"
 if [ "$distill_s" -gt 0 ]; then
   iwrun distill --teacher $runs/world --data $data --out $runs/student --steps "${DISTILL_STEPS:-5000}" \

@@ -321,3 +321,48 @@ def test_fit_time_anneals_by_the_time_limit(data, tmp_path):
     last = logs[-1]
     assert last["step"] >= 0.7 * plans[-1]  # it ran (nearly) to its plan ...
     assert last["lr"] < 0.4e-3  # ... so the cosine came down from 1e-3 towards its floor of 1e-4
+
+
+def test_ema_averages_the_weights_swaps_them_in_and_resumes(tmp_path):
+    from interworld.io.checkpoint import save_checkpoint
+    from interworld.train.fit import EMA
+
+    m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    w0 = m[0].weight.detach().clone()
+    ema = EMA({"dit": m}, 0.5)
+    with torch.no_grad():
+        m[0].weight.add_(1.0)
+    ema.update(step=100)  # the ramp (101/110) is above 0.5: the decay is 0.5
+    assert torch.allclose(ema.avg["dit"]["0.weight"], w0 + 0.5)
+    ema.update(step=0)  # at the start the ramp, 1/10, rules: the average moves 90% of the way
+    assert torch.allclose(ema.avg["dit"]["0.weight"], w0 + 0.95)
+    with ema.applied():
+        assert torch.allclose(m[0].weight, w0 + 0.95)
+    assert torch.allclose(m[0].weight, w0 + 1.0)  # its own weights again
+    sd = ema.state_dicts()["dit"]
+    assert set(sd) == set(m.state_dict()) and torch.equal(sd["1.running_var"], m[1].running_var)
+    cfg = get_preset("tiny")
+    save_checkpoint(tmp_path / "ema", cfg, ema.state_dicts())
+    again = EMA({"dit": m}, 0.5, resume_from=tmp_path / "ema")
+    assert torch.allclose(again.avg["dit"]["0.weight"], w0 + 0.95)
+    with pytest.raises(ValueError, match="--ema"):
+        EMA({"dit": m}, 1.0)
+
+
+def test_world_training_with_ema_saves_and_validates_the_average(data, tmp_path):
+    vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=2, batch=2, latents=2,
+                          val_every=1000, ckpt_every=1000, device="cpu"))
+    run = fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(vae_run), steps=4, batch=2, latents=3,
+                      lr=1e-3, warmup=1, val_every=4, ckpt_every=1000, device="cpu", ema=0.9))
+    val = [r for r in read_log(run) if "val_next_chunk_psnr" in r][-1]
+    assert np.isfinite(val["val_next_chunk_psnr_ema"]) and val["val_next_chunk_psnr_ema"] != val["val_next_chunk_psnr"]
+    avg, own = World.from_pretrained(str(run / "ema")), World.from_pretrained(str(run))
+    assert json.loads((run / "ema" / "config.json").read_text())["ema"] == 0.9
+    a, b = avg.dit.state_dict(), own.dit.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(x, y) for x, y in zip(avg.vae.state_dict().values(), own.vae.state_dict().values()))
+    # resumed, the average continues from the saved one, not from the weights it resumes
+    fit(FitArgs("world", str(data), str(run), steps=5, batch=2, latents=3, lr=0.0, warmup=1, val_every=1000,
+                ckpt_every=1000, device="cpu", ema=0.9))
+    again = World.from_pretrained(str(run / "ema")).dit.state_dict()
+    assert any(not torch.equal(again[k], World.from_pretrained(str(run)).dit.state_dict()[k]) for k in again)

@@ -83,6 +83,11 @@ def add_parser(sub):
                    help="world: a new DiT whose rotary position of each token is where it looks in the world (its "
                         "frame's yaw and pitch plus its angle off the axis), not its row and column, so that after "
                         "a turn attention finds what a token sees where it was before (config ray_rope)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="D",
+                   help="world: also keep an exponential moving average of the weights with decay D (e.g. 0.999) and "
+                        "save it as a checkpoint of its own in OUT/ema, validated beside the trained weights "
+                        "(val_next_chunk_psnr_ema in the log); diffusion models sample better from the average "
+                        "(default 0: none)")
     p.add_argument("--prev-latent", action="store_true",
                    help="world: add the previous-frame path to the DiT (each frame also embeds the latent before "
                         "it, a direct way to copy what stays in view); zero at first, so --init's DiT starts as "
@@ -160,7 +165,7 @@ def run(args) -> int:
                  dit_dim=args.dit_dim, dit_layers=args.dit_layers, dit_patch=args.dit_patch,
                  dit_camera=False if args.no_camera else None,
                  dit_ray_rope=True if args.ray_rope else None,
-                 precision=args.precision,
+                 precision=args.precision, ema=args.ema,
                  prev_latent=args.prev_latent, self_context=args.self_context,
                  self_context_sink=args.self_context_sink)
     try:

@@ -9,6 +9,7 @@ written before a wall-clock budget runs out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -71,6 +72,7 @@ class FitArgs:
     self_context: float = 0.0  # world: share of batches whose context is the model's own rollout (causal)
     self_context_sink: str = "own"  # world: "other": those batches see another clip's start latent as the sink
     precision: str = "bf16"  # on a GPU: "bf16" autocast, or "fp32" with TF32 matmuls and convolutions
+    ema: float = 0.0  # world: decay of an exponential moving average of the weights, saved in OUT/ema (0: off)
 
 
 VAL_LEAD = 12  # latents of earlier frames before each validation clip: a long stream's state
@@ -102,6 +104,55 @@ def _val_psnr_world(dit, vae, text, val: ClipDataset, cfg: ModelConfig, scheme: 
     last_ctx = batch.frames[:, -cfg.vae.temporal - 1].to(device)  # the last real frame before the predicted ones
     repeat = last_ctx.permute(0, 3, 1, 2)[:, :, None].float().div(127.5).sub(1).expand_as(real)
     return {"val_next_chunk_psnr": psnr(pred, real), "val_repeat_last_psnr": psnr(repeat, real)}
+
+
+class EMA:
+    """An exponential moving average of the trainable weights, in float32. Its decay ramps up as
+    min(decay, (1 + step) / (10 + step)), so that the average of a short run is not dominated by
+    its random start. Resumed from a run's `ema` checkpoint when there is one."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module], decay: float, resume_from: Path | None = None):
+        if not 0 < decay < 1:
+            raise ValueError(f"--ema {decay}: a decay between 0 and 1 (such as 0.999), or 0 for none")
+        self.modules, self.decay = modules, decay
+        self.params = {k: dict(m.named_parameters()) for k, m in modules.items()}
+        self.avg = {k: {n: p.detach().float().clone() for n, p in ps.items()} for k, ps in self.params.items()}
+        if resume_from is not None and (resume_from / "model.safetensors").is_file():
+            saved = load_tensors(resume_from)
+            for k, ps in self.avg.items():
+                for n, v in ps.items():
+                    v.copy_(saved[f"{k}.{n}"])
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, ps in self.params.items():
+            names = list(ps)
+            torch._foreach_lerp_([self.avg[k][n] for n in names], [ps[n].detach().float() for n in names], 1 - d)
+
+    @contextlib.contextmanager
+    def applied(self):
+        """The modules hold the averaged weights inside the block, their own again after it."""
+        own = {k: {n: p.detach().clone() for n, p in ps.items()} for k, ps in self.params.items()}
+        with torch.no_grad():
+            for k, ps in self.params.items():
+                for n, p in ps.items():
+                    p.copy_(self.avg[k][n])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, ps in self.params.items():
+                    for n, p in ps.items():
+                        p.copy_(own[k][n])
+
+    def state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Each module's state dict with the averaged weights in place of its own (buffers as they are)."""
+        out = {}
+        for k, m in self.modules.items():
+            sd = m.state_dict()
+            out[k] = {n: (self.avg[k][n].to(v.dtype) if n in self.avg[k] else v) for n, v in sd.items()}
+        return out
 
 
 def fit(a: FitArgs, progress=None) -> Path:
@@ -188,6 +239,7 @@ def fit(a: FitArgs, progress=None) -> Path:
     warm_from = 0  # the step the learning-rate warm-up starts from
     if resume and not common.load_optimizer(run, opt, names):
         warm_from = step  # weights without optimizer state (a checkpoint carried to a new lease): warm up again
+    ema = EMA(trainable, a.ema, run / "ema" if resume else None) if a.kind == "world" and a.ema > 0 else None
     ddp = (lambda m: DDP(m, device_ids=[device.index] if device.type == "cuda" else None)) if world > 1 else None
     wrapped = {k: (ddp(m) if ddp else m) for k, m in trainable.items()}
 
@@ -225,6 +277,9 @@ def fit(a: FitArgs, progress=None) -> Path:
             if a.kind == "world" and modules["text"] is not None:
                 parts["text"] = modules["text"]
             save_checkpoint(run, cfg, parts, extra={"kind": a.kind, "step": step, **(extra or {})})
+            if ema is not None:  # the averaged weights as a checkpoint of their own, e.g. for eval --checkpoint
+                save_checkpoint(run / "ema", cfg, {**parts, **ema.state_dicts()},
+                                extra={"kind": a.kind, "step": step, "ema": a.ema})
             if adversary is not None:
                 adversary.save(run / "discriminator.safetensors")
             common.save_training_state(run, step, opt, names)
@@ -239,6 +294,10 @@ def fit(a: FitArgs, progress=None) -> Path:
             metrics = {"val_recon_psnr": reconstruction_psnr(vae, b["frames"], device)}
         else:
             metrics = _val_psnr_world(modules["dit"], vae, modules["text"], val, cfg, scheme, device)
+            if ema is not None:
+                with ema.applied():
+                    m_ema = _val_psnr_world(modules["dit"], vae, modules["text"], val, cfg, scheme, device)
+                metrics["val_next_chunk_psnr_ema"] = m_ema["val_next_chunk_psnr"]
         for m in trainable.values():
             m.train()
         log.log(step, **metrics)
@@ -284,6 +343,8 @@ def fit(a: FitArgs, progress=None) -> Path:
             opt.zero_grad(set_to_none=True)  # skip a step with overflowed gradients rather than poison the weights
         else:
             opt.step()
+            if ema is not None:
+                ema.update(step)
         step += 1
         last = metrics
         if step % a.log_every == 0:
