@@ -10,6 +10,7 @@ from interworld.config import get_preset
 from interworld.data.shards import Shard, write_shard
 from interworld.engine.world import World
 from interworld.io.checkpoint import load_tensors, save_checkpoint
+from interworld.models.motion import MotionModel
 from interworld.train.decoder import train_decoder
 
 
@@ -17,7 +18,9 @@ def _checkpoint_and_shards(tmp_path):
     tiny = get_preset("tiny")
     cfg = tiny.replace(vae=dataclasses.replace(tiny.vae, dec_dim=32))  # wide enough that halving shows
     w = World.from_config(cfg, seed=0)
-    ck = save_checkpoint(tmp_path / "ck", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    # with a motion model, which a decoder run keeps as it keeps the DiT (the loop below checks both)
+    ck = save_checkpoint(tmp_path / "ck", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder,
+                                                "motion": MotionModel()})
     r = np.random.default_rng(0)
     (tmp_path / "d").mkdir()
     for i, m in enumerate(["freedoom2:MAP01", "freedoom2:MAP19"]):

@@ -218,7 +218,10 @@ def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
     torch.manual_seed(0)
     w = World.from_config(cfg, seed=0)
     _wake(w.dit, 1)
-    teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder})
+    from interworld.models.motion import MotionModel
+
+    teacher = save_checkpoint(tmp_path / "teacher", cfg, {"dit": w.dit, "vae": w.vae, "text": w.text_encoder,
+                                                          "motion": MotionModel()}, extra={"motion": {"cases": 3}})
     before = _digest(teacher)
     _data(tmp_path / "data", cfg)
     out = tmp_path / "student"
@@ -234,6 +237,9 @@ def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
     assert all(torch.equal(t[k], s[k]) for k in t if k.startswith("vae."))
     meta = json.loads((out / "config.json").read_text())
     assert meta["model"]["sampler"] == "x0" and meta["model"]["steps"] == 2 and meta["step"] == 1
+    # the teacher's motion model comes along unchanged, so the student's poses are integrated as the teacher's
+    assert meta["motion"] == {"cases": 3} and all(torch.equal(t[k], s[k]) for k in t if k.startswith("motion."))
+    assert any(k.startswith("motion.") for k in s)
 
     distill(DistillArgs(steps=2, **args))  # resumes at step 1
     assert json.loads((out / "state.json").read_text())["step"] == 2
@@ -242,6 +248,7 @@ def test_dmd_steps_move_the_student_not_the_teacher_and_resume(tmp_path):
 
     # the student is a world checkpoint that streams with its own few-step sampler
     ws = World.from_pretrained(str(out))
+    assert ws.motion is not None
     ws.reset((np.random.default_rng(0).random((cfg.height, cfg.width, 3)) * 255).astype(np.uint8), "x")
     assert ws.step(None).shape[0] == ws.frames_per_step
 

@@ -56,6 +56,21 @@ def save_checkpoint(path: str | Path, cfg: ModelConfig, parts: dict[str, nn.Modu
     return path
 
 
+CARRIED = ("motion",)  # parts no training run changes: the learned action-to-motion model (train motion)
+
+
+def carried_parts(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """The CARRIED parts a checkpoint has, as save_checkpoint takes them: a run started from it
+    writes them into its own checkpoints unchanged. Without the motion model generate, play and
+    eval integrate camera poses with the fixed kinematics instead (docs/TRAINING.md, run 30)."""
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for name in CARRIED:
+        part = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        if part:
+            out[name] = part
+    return out
+
+
 def read_config(path: str | Path) -> tuple[ModelConfig, dict]:
     path = Path(path)
     f = path / CONFIG

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
-from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
+from interworld.io.checkpoint import carried_parts, load_into, load_tensors, read_config, save_checkpoint
 from interworld.models.discriminator import Adversary
 from interworld.models.vae import CausalVAE, decode_after, frames_after
 from interworld.train import common
@@ -137,7 +137,8 @@ def train_decoder(init: str, data: str, out: str, width: float = 0.5, steps: int
     light.eval()
     metrics = compare(light, full, val.fixed(8, seed=1)["frames"], dev, history) if val is not None else {}
     log.log(step, **metrics)
-    parts = {"dit": {k[4:]: v for k, v in tensors.items() if k.startswith("dit.")}, "vae": light}
+    parts = {"dit": {k[4:]: v for k, v in tensors.items() if k.startswith("dit.")}, "vae": light,
+             **carried_parts(tensors)}
     text = {k[5:]: v for k, v in tensors.items() if k.startswith("text.")}
     if text:
         parts["text"] = text

@@ -61,7 +61,7 @@ from interworld.data.maps import TRAIN
 from interworld.data.shards import ClipDataset
 from interworld.diffusion.flow import add_noise, flow_matching_loss, x0_from_velocity
 from interworld.engine.generator import Generator
-from interworld.io.checkpoint import load_into, load_tensors, read_config, save_checkpoint
+from interworld.io.checkpoint import carried_parts, load_into, load_tensors, read_config, save_checkpoint
 from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
 from interworld.models.vae import CausalVAE
@@ -272,6 +272,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     resume = (run / "config.json").is_file() and (run / "fake.safetensors").is_file()
     tensors = load_tensors(a.teacher)
+    carried = carried_parts(tensors)  # the teacher's motion model, into the student's checkpoints
     vae = CausalVAE(cfg.vae).to(device).requires_grad_(False).eval()
     load_into(vae, tensors, "vae", a.teacher)
     text = _text_encoder(cfg, tensors, a.teacher, device)
@@ -336,8 +337,9 @@ def distill(a: DistillArgs, progress=None) -> Path:
             errors.save(buffer_file)
         if not common.is_main():
             return
-        save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": s_text},
+        save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": s_text, **carried},
                         extra={"kind": "student", "teacher": str(a.teacher), "step": step_n,
+                               **({"motion": meta["motion"]} if "motion" in carried and "motion" in meta else {}),
                                **({"student_init": str(init_from)} if init_from else {}),
                                "self_rollout": a.self_rollout, "error_buffer": a.error_buffer,
                                "regress": a.regress, "regress_pool": a.regress_pool, "camera": a.camera})
