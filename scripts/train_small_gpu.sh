@@ -35,6 +35,8 @@
 #      SELF_CONTEXT (share of batches whose context is the model's own rollout, `train world --self-context`),
 #      SELF_CONTEXT_SINK (other: those batches see another clip's start frame as the sink, `--self-context-sink`),
 #      EMA (decay of a moving average of the DiT's weights, `train world --ema`, kept in RUNS/world/ema),
+#      DISTILL_ARGS (more `distill` arguments, e.g. "--chunks 6 --regress 3 --seed 1", r3a's recipe; the
+#      student is distilled from the teacher's EMA where the run kept one),
 #      PACK_ONLY (name prefixes of the teacher to bring back, e.g. dit.,text. when its VAE is
 #      already at home; rebuild with scripts/fp16_copy.py --base).
 set -euo pipefail
@@ -86,8 +88,11 @@ iwrun train world --data $data --out $runs/world $( [ -z "$resume" ] && echo --i
    --self-context "${SELF_CONTEXT:-0}" --self-context-sink "${SELF_CONTEXT_SINK:-own}" --ema "${EMA:-0}" --quiet
 echo "teacher trained at $(( $(date +%s) - t0 )) s"
 if [ "$distill_s" -gt 0 ]; then
-  iwrun distill --teacher $runs/world --data $data --out $runs/student --steps "${DISTILL_STEPS:-5000}" \
-     --error-buffer "${ERROR_BUFFER:-0}" --time-limit "$distill_s" --quiet
+  teacher=$runs/world
+  if [ -f $runs/world/ema/model.safetensors ]; then teacher=$runs/world/ema; fi  # EMA: its average (run 30)
+  # shellcheck disable=SC2086
+  iwrun distill --teacher $teacher --data $data --out $runs/student --steps "${DISTILL_STEPS:-5000}" \
+     --error-buffer "${ERROR_BUFFER:-0}" --time-limit "$distill_s" ${DISTILL_ARGS:-} --quiet
   python3 "$root/scripts/fp16_copy.py" $runs/student $runs.pack/student8 --int8
   split -b 15M -d $runs.pack/student8/model.safetensors "$out/student_int8.part"
   echo "student distilled at $(( $(date +%s) - t0 )) s"

@@ -90,6 +90,20 @@ def test_train_small_gpu_shapes_a_new_dit_under_set_e(tmp_path, env, want):
     assert out.stdout.split("ARGS", 1)[1].split() == want
 
 
+@pytest.mark.parametrize("ema", [False, True])
+def test_train_small_gpu_distils_the_teachers_average_where_it_has_one(tmp_path, ema):
+    text = (SCRIPTS / "train_small_gpu.sh").read_text()
+    block = text[text.index("  teacher=$runs/world\n"):]
+    block = block[:block.index("; fi") + 4]
+    if ema:
+        (tmp_path / "world" / "ema").mkdir(parents=True)
+        (tmp_path / "world" / "ema" / "model.safetensors").write_bytes(b"x")
+    cmd = f'set -euo pipefail; runs="{tmp_path}"\n{block}\necho "TEACHER $teacher"'
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("TEACHER ", 1)[1].strip() == str(tmp_path / "world" / ("ema" if ema else ""))
+
+
 def test_fp16_copy_completes_a_dit_of_another_depth_without_the_bases_blocks(tmp_path):
     # run 28: a DiT of 8 blocks completed from the shipped model's 10 took its blocks 8 and 9 too
     def ckpt(name, tensors):
