@@ -8,9 +8,10 @@ where `--seed 1` or `--seed 2` would add none). Only the cases every model has a
 models are compared on the same rollouts: means of teacher-forced PSNR, rollout PSNR, rollout
 sharpness and the drift score, and the rollout PSNR over spans of the rollout; then, for each
 pair of models (or each model against --base only), the mean paired difference of the rollout
-PSNR (also at 1/4 size, where evals have it) and SSIM, the drift score, the teacher-forced PSNR, the rollout sharpness and, where a pose
-estimator measured them, the yaw error and the yaw gain of action following (how far the world
-turns against the engine), with its standard error and how often the first is better. Revisit
+PSNR (also at 1/4 size, where evals have it) and SSIM, the drift score, the teacher-forced PSNR
+(also at 1/4 size), the rollout sharpness and, where a pose estimator measured them, the yaw
+error and the yaw gain of action following (how far the world turns against the engine), with
+its standard error and how often the first is better. Revisit
 cases (360-degree turn, out and back) are compared the same way on their return-frame PSNR
 (e.g. memory on against off). `--pool e1:b1,e2:b2` pools one change made at several training
 seeds: for each case the mean of e1 - b1 and e2 - b2, then their mean, standard error and sign

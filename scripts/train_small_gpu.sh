@@ -54,7 +54,7 @@ t0=$(date +%s)
 record_lease_data "${FRAMES:-200000}" ${RECORD_ARGS:-}
 mkdir -p $runs
 if [ -n "$resume" ]; then
-  mkdir -p $runs/world && cp "$resume"/world/* $runs/world/
+  mkdir -p $runs/world && cp -r "$resume"/world/* $runs/world/  # -r: an EMA run's meta holds world/ema/
   cat "$resume"/world_fp16.part* > $runs/world/model.safetensors
 elif [ -n "${INIT:-}" ]; then
   echo "world model from $INIT"
