@@ -347,6 +347,8 @@ def test_ema_averages_the_weights_swaps_them_in_and_resumes(tmp_path):
     assert torch.allclose(again.avg["dit"]["0.weight"], w0 + 0.95)
     with pytest.raises(ValueError, match="--ema"):
         EMA({"dit": m}, 1.0)
+    with pytest.raises(ValueError, match="--ema averages a world model"):
+        fit(FitArgs("vae", str(tmp_path / "no-data"), str(tmp_path / "v"), ema=0.999, device="cpu"))
 
 
 def test_world_training_with_ema_saves_and_validates_the_average(data, tmp_path):

@@ -159,6 +159,8 @@ def fit(a: FitArgs, progress=None) -> Path:
     budget = common.Budget(a.time_limit)  # from the start: loading and encoding data count too
     if a.fit_time and not a.time_limit:
         raise ValueError("--fit-time sets the schedule's length from the time left: give --time-limit too")
+    if a.ema and a.kind != "world":
+        raise ValueError(f"--ema averages a world model's weights; train {a.kind} keeps none")
     device, rank, world = common.setup_distributed(a.device)
     torch.manual_seed(a.seed + rank)
     run = Path(a.out)
