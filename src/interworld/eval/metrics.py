@@ -26,6 +26,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return 10 * np.log10(255.0**2 / mse)
 
 
+@_batched  # pooled in float64 a batch at a time, not a 5-minute video at once (2.6 GB)
 def coarse_psnr(a: np.ndarray, b: np.ndarray, factor: int = 4) -> np.ndarray:
     """Per-frame PSNR of the frames averaged over `factor` x `factor` blocks: the layout (walls,
     floor, openings, their shading) without the fine texture. PSNR at full size prefers a blurred

@@ -239,7 +239,8 @@ class WanDiT(nn.Module):
         e = self.time_embedding(sinusoidal_embedding(cfg.freq_dim, t).to(self.time_embedding[0].weight.dtype)).float()
         e0 = self.time_projection(e.to(self.time_projection[1].weight.dtype)).float().unflatten(-1, (6, -1))
         ctx = context if text_embedded else self.embed_text(context)
-        for name in ("frame_pos", "mask", "action_mask", "keyboard", "mouse"):  # callers may build these on the CPU
+        # callers may build these on the CPU
+        for name in ("frame_pos", "mask", "action_mask", "keyboard", "mouse", "view"):
             val = getattr(step, name)
             if val is not None:
                 setattr(step, name, val.to(x.device))
@@ -247,9 +248,9 @@ class WanDiT(nn.Module):
             if step.view is None:
                 raise ValueError("this DiT places tokens by where they look (ray_rope): give each frame's "
                                  "(yaw, pitch) as Step.view")
-            view = step.view.to(x.device)
-            cos, sin = rope_rays(step.frame_pos, view if view.dim() == 3 else view[None], gh, gw, cfg.head_dim,
-                                 cfg.num_heads, cfg.rope_theta, cfg.rope_sigma, cfg.kinematics.fov)
+            view = step.view if step.view.dim() == 3 else step.view[None]
+            cos, sin = rope_rays(step.frame_pos, view, gh, gw, cfg.head_dim, cfg.num_heads, cfg.rope_theta,
+                                 cfg.rope_sigma, cfg.kinematics.fov)
         else:
             cos, sin = rope_3d(step.frame_pos, gh, gw, cfg.head_dim, cfg.num_heads, cfg.rope_theta, cfg.rope_sigma)
         step.camera = self.embed_camera(plucker) if (plucker is not None and cfg.camera) else None

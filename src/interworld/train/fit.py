@@ -243,7 +243,7 @@ def fit(a: FitArgs, progress=None) -> Path:
     warm_from = 0  # the step the learning-rate warm-up starts from
     if resume and not common.load_optimizer(run, opt, names):
         warm_from = step  # weights without optimizer state (a checkpoint carried to a new lease): warm up again
-    ema = EMA(trainable, a.ema, run / "ema" if resume else None) if a.kind == "world" and a.ema > 0 else None
+    ema = EMA(trainable, a.ema, run / "ema" if resume else None) if a.ema else None  # world only (checked above)
     ddp = (lambda m: DDP(m, device_ids=[device.index] if device.type == "cuda" else None)) if world > 1 else None
     wrapped = {k: (ddp(m) if ddp else m) for k, m in trainable.items()}
 
