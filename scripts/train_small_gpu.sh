@@ -21,7 +21,9 @@
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, FIT_TIME (1: the world's cosine ends with WORLD_SECONDS, WORLD_STEPS its cap;
 #      for a run not resumed in a later call, e.g. one detached across calls, run 27),
-#      VAE_DIM (width of a new VAE; default: the preset's), VAE_LATENTS (latents per
+#      VAE_DIM (width of a new VAE; default: the preset's), VAE_INIT (a VAE or world checkpoint the VAE
+#      is fine-tuned from, e.g. src/interworld/assets/small), VAE_TEMPORAL_DOWN (e.g. 1,0: latents of 2
+#      frames, `train vae --temporal-down`), VAE_LATENTS (latents per
 #      VAE clip, default 3; 7 or more trains the middle of a stream too), VAE_PRECISION (bf16, the
 #      default, or fp32), ERROR_BUFFER (latent frames; 0 = off), COMPILE (1: torch.compile the DiT
 #      blocks of the teacher, the default; 0: eager),
@@ -62,7 +64,8 @@ elif [ "$vae_s" = 0 ] && [ -f $runs/vae/config.json ]; then
   echo "world model on the VAE in $runs/vae (scripts/vae_sweep_gpu.sh)"
 else
   iwrun train vae --data $data --out $runs/vae --preset "${PRESET:-small}" --steps "${VAE_STEPS:-3000}" \
-     ${VAE_DIM:+--vae-dim $VAE_DIM} --batch "${VAE_BATCH:-16}" --latents "${VAE_LATENTS:-3}" --lr "${VAE_LR:-5e-4}" \
+     ${VAE_DIM:+--vae-dim $VAE_DIM} ${VAE_INIT:+--init $VAE_INIT} ${VAE_TEMPORAL_DOWN:+--temporal-down $VAE_TEMPORAL_DOWN} \
+     --batch "${VAE_BATCH:-16}" --latents "${VAE_LATENTS:-3}" --lr "${VAE_LR:-5e-4}" \
      ${VAE_PRECISION:+--precision $VAE_PRECISION} --time-limit "$vae_s" --val-every 500 --ckpt-every 100000 --quiet
 fi
 if [ "$world_s" = 0 ]; then

@@ -154,3 +154,22 @@ def test_the_slim_vizdoom_wheel_installs_and_records_what_the_full_one_does(tmp_
     for a, b in zip(slim, full):
         x, y = np.load(a), np.load(b)
         assert all(np.array_equal(x[k], y[k]) for k in y.files)
+
+
+@pytest.mark.parametrize("env,want", [({}, []),
+                                      ({"VAE_INIT": "I", "VAE_TEMPORAL_DOWN": "1,0"},
+                                       ["--init", "I", "--temporal-down", "1,0"])])
+def test_train_small_gpu_fine_tunes_a_vae_from_another_where_asked(tmp_path, env, want):
+    """VAE_INIT and VAE_TEMPORAL_DOWN reach `train vae` (plan item 2 of docs/TRAINING.md), and a run
+    without them is the same command as before (set -u must not stop it)."""
+    text = (SCRIPTS / "train_small_gpu.sh").read_text()
+    block = text[text.index("  iwrun train vae "):]
+    block = block[:block.index("--quiet\n") + 8]
+    cmd = f'set -euo pipefail; iwrun() {{ echo "ARGS $*"; }}; data=D; runs=R; vae_s=60\n{block}'
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env={**os.environ, **env}, timeout=30)
+    assert out.returncode == 0, out.stderr
+    args = out.stdout.split("ARGS", 1)[1].split()
+    assert [a for a in args if a in ("--init", "--temporal-down")] == want[::2]
+    for flag, value in zip(want[::2], want[1::2]):
+        assert args[args.index(flag) + 1] == value
+    assert args[:2] == ["train", "vae"] and args[args.index("--time-limit") + 1] == "60"

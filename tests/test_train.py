@@ -382,3 +382,45 @@ def test_world_training_with_ema_saves_and_validates_the_average(data, tmp_path)
                 ckpt_every=1000, device="cpu", ema=0.9))
     again = World.from_pretrained(str(run / "ema")).dit.state_dict()
     assert any(not torch.equal(again[k], World.from_pretrained(str(run)).dit.state_dict()[k]) for k in again)
+
+
+def test_a_vae_retimed_to_shorter_latents_keeps_its_other_layers_and_the_motion_model(data, tmp_path):
+    """`train vae --init V --temporal-down 1,0` (plan item 2 of docs/TRAINING.md): V's VAE of 4-frame
+    latents becomes one of 2-frame latents, every layer but the dropped temporal ones as V had it."""
+    import dataclasses
+
+    from interworld.io.checkpoint import load_tensors, save_checkpoint
+    from interworld.models.motion import MotionModel
+    from interworld.models.vae import CausalVAE
+
+    tiny = get_preset("tiny")
+    cfg = tiny.replace(vae=dataclasses.replace(tiny.vae, dim_mult=(1, 2, 2), temporal_down=(True, True)))
+    assert cfg.vae.temporal == 4
+    torch.manual_seed(0)
+    init = tmp_path / "v4"
+    save_checkpoint(init, cfg, {"vae": CausalVAE(cfg.vae), "motion": MotionModel()},
+                    extra={"kind": "vae", "motion": {"cases": 3}})
+    run = fit(FitArgs("vae", str(data), str(tmp_path / "v2"), init=str(init), steps=1, batch=2, latents=2, lr=0.0,
+                      warmup=1, val_every=1000, ckpt_every=1000, device="cpu", temporal_down=(True, False)))
+    m = json.loads((run / "config.json").read_text())
+    assert m["model"]["vae"]["temporal_down"] == [True, False] and m["motion"] == {"cases": 3}
+    old, new = load_tensors(init), load_tensors(run)
+    dropped = sorted(set(old) - set(new))
+    assert dropped and all(".time_conv." in k for k in dropped)  # the encoder's second level, the decoder's first
+    assert set(new) <= set(old) and any(".time_conv." in k for k in new)  # the first level still halves time
+    # lr 0: every weight is the init's; only the latents' statistics are measured again, as they now differ
+    assert [k for k in new if not torch.equal(new[k], old[k])] == ["vae.latents_mean", "vae.latents_std"]
+    # a world model trains on it and streams two frames a latent
+    w = World.from_pretrained(str(fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(run), steps=2,
+                                                  batch=2, latents=3, val_every=1000, ckpt_every=1000,
+                                                  device="cpu"))))
+    assert w.cfg.vae.temporal == 2 and w.motion is not None
+    w.reset((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8), "x")
+    latents = w.cfg.chunk_latents if w.scheme == "causal" else w.cfg.new_latents
+    assert w.step([{"keys": ["w"], "mouse": [5, 0]}]).shape[0] == w.frames_per_step == 2 * latents
+    for kind, td, match in (("world", (True,), "shapes a VAE"), ("vae", (True, False, True), "1 to 2 levels")):
+        with pytest.raises(ValueError, match=match):
+            fit(FitArgs(kind, str(data), str(tmp_path / f"x{kind}"), init=str(init), steps=1, batch=2, latents=2,
+                        device="cpu", temporal_down=td))
+    with pytest.raises(ValueError, match="already has one"):
+        fit(FitArgs("vae", str(data), str(run), steps=2, batch=2, latents=2, device="cpu", temporal_down=(True,)))

@@ -7,7 +7,8 @@ import argparse
 HELP = """Train the VAE, then the world model, on shards from `interworld record`.
 
   interworld train vae   --data data/doom --out runs/vae   --steps 4000 --batch 16
-      (add --adversarial 0.5 for sharp decoding: L1/MSE alone give the blurred mean)
+      (add --adversarial 0.5 for sharp decoding: L1/MSE alone give the blurred mean;
+       --init src/interworld/assets/small --temporal-down 1,0: the shipped VAE fine-tuned to latents of 2 frames)
   interworld train world --data data/doom --out runs/world --init runs/vae --steps 20000 --batch 16
   interworld train pose  --data data/doom --out runs/pose  --steps 3000   (for `interworld eval`)
   interworld train decoder --data data/doom --init runs/world --out runs/world-light --width 0.5
@@ -20,6 +21,14 @@ Runs resume: start the same command on the same --out and it continues from the 
 checkpoint (weights, optimizer state, step). --time-limit checkpoints before a lease ends.
 Logs: OUT/log.jsonl (and OUT/tb for TensorBoard when it is installed). Training uses the
 training maps only; validation metrics come from the validation maps (docs/DATA.md)."""
+
+
+def _levels(text: str) -> tuple[bool, ...]:
+    """'1,0' -> (True, False)."""
+    parts = [t.strip().lower() for t in text.split(",")]
+    if not parts or any(t not in ("1", "0", "true", "false") for t in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or 0 per level, e.g. 1,0")
+    return tuple(t in ("1", "true") for t in parts)
 
 
 def add_parser(sub):
@@ -67,6 +76,10 @@ def add_parser(sub):
                         "draws texture instead of the blurred mean (default 0: off; try 0.5)")
     p.add_argument("--vae-dim", type=int, metavar="N",
                    help="vae: base width of a new VAE's encoder and decoder (default: the preset's; small: 32)")
+    p.add_argument("--temporal-down", type=_levels, metavar="L,L",
+                   help="vae: per downsampling level, 1 if it also halves time (default: the preset's; small: 1,1, "
+                        "latents of 4 frames; 1,0 gives latents of 2). With --init the VAE is fine-tuned from that "
+                        "one, the temporal layers of levels turned off dropped")
     p.add_argument("--dit-dim", type=int, metavar="N",
                    help="world: width of a new DiT on --init's VAE (a multiple of 64; default: the config's). "
                         "--init may be a world model, the shipped one included: its DiT is then not used")
@@ -162,6 +175,7 @@ def run(args) -> int:
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
                  **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
+                 temporal_down=args.temporal_down,
                  dit_dim=args.dit_dim, dit_layers=args.dit_layers, dit_patch=args.dit_patch,
                  dit_camera=False if args.no_camera else None,
                  dit_ray_rope=True if args.ray_rope else None,

@@ -63,6 +63,9 @@ class FitArgs:
     adversarial: float = 0.0  # vae: weight of the patch discriminator's term (0: off)
     adv_start: int = 2000  # vae: steps of reconstruction alone before the decoder feels the discriminator
     vae_dim: int | None = None  # vae: base width of a new VAE (default: the preset's)
+    # vae: which downsampling levels also halve time (e.g. (True, False): latents of 2 frames), for a new
+    # VAE or one fine-tuned from --init's, whose temporal convolutions of levels turned off are dropped
+    temporal_down: tuple[bool, ...] | None = None
     dit_dim: int | None = None  # world: width of a new DiT (heads of 64, FFN 3x; default: the config's)
     dit_layers: int | None = None  # world: blocks of a new DiT (default: the config's)
     dit_patch: int | None = None  # world: latent pixels per token side of a new DiT (default: the config's)
@@ -155,12 +158,27 @@ class EMA:
         return out
 
 
+def retime_vae_tensors(tensors: dict[str, torch.Tensor], vae: CausalVAE, where: str) -> dict[str, torch.Tensor]:
+    """A VAE checkpoint fitted to `vae` of other temporal downsampling: the temporal convolutions
+    of levels that no longer halve time are dropped, those of levels that now do start as `vae`'s
+    own; every other tensor must still fit (load_into names any that does not)."""
+    own = {f"vae.{k}": v for k, v in vae.state_dict().items()}
+    retimed = lambda k: ".time_conv." in k  # noqa: E731
+    out = {k: v for k, v in tensors.items() if not (k.startswith("vae.") and retimed(k) and k not in own)}
+    new = {k: v for k, v in own.items() if retimed(k) and k not in tensors}
+    if common.is_main():
+        print(f"VAE of {where} retimed: {len(tensors) - len(out)} temporal tensors dropped, {len(new)} new")
+    return {**out, **new}
+
+
 def fit(a: FitArgs, progress=None) -> Path:
     budget = common.Budget(a.time_limit)  # from the start: loading and encoding data count too
     if a.fit_time and not a.time_limit:
         raise ValueError("--fit-time sets the schedule's length from the time left: give --time-limit too")
     if a.ema and a.kind != "world":
         raise ValueError(f"--ema averages a world model's weights; train {a.kind} keeps none")
+    if a.temporal_down is not None and a.kind != "vae":
+        raise ValueError(f"--temporal-down shapes a VAE; train {a.kind} uses the VAE of --init as it is")
     device, rank, world = common.setup_distributed(a.device)
     torch.manual_seed(a.seed + rank)
     run = Path(a.out)
@@ -168,12 +186,21 @@ def fit(a: FitArgs, progress=None) -> Path:
     resume = (run / "config.json").is_file()
     src = run if resume else (Path(a.init) if a.init else None)
     cfg, meta = read_config(src) if src is not None else (get_preset(a.preset), {})
-    if a.kind == "world" and not resume and meta.get("kind") == "student":
-        # a student samples in few x0 steps; a world model trained from its file samples as its preset does
+    if not resume and meta.get("kind") == "student":
+        # a student samples in few x0 steps; a world model trained from its file (or from a VAE trained
+        # from it) samples as its preset does
         p = get_preset(cfg.name)
         cfg = cfg.replace(scheme=p.scheme, sampler=p.sampler, steps=p.steps)
     if a.vae_dim and src is None:
         cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, dim=a.vae_dim, dec_dim=a.vae_dim))
+    if a.temporal_down is not None:
+        if resume:
+            raise ValueError(f"--temporal-down shapes a new VAE, and {run} already has one: resume it without it, "
+                             f"or give a new --out")
+        if not 0 < len(a.temporal_down) <= len(cfg.vae.dim_mult) - 1:
+            raise ValueError(f"--temporal-down needs 1 to {len(cfg.vae.dim_mult) - 1} levels for this VAE "
+                             f"({len(cfg.vae.dim_mult) - 1} downsamplings), got {len(a.temporal_down)}")
+        cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, temporal_down=tuple(a.temporal_down)))
     scheme = a.scheme or cfg.scheme
     if a.self_context_sink not in ("own", "other") or (a.self_context_sink == "other" and not (
             a.kind == "world" and a.self_context > 0 and a.batch >= 2)):
@@ -195,7 +222,7 @@ def fit(a: FitArgs, progress=None) -> Path:
         if a.prev_latent and not resume:
             cfg = cfg.replace(prev_latent=True)
     tensors = load_tensors(src) if src is not None else {}
-    carried = carried_parts(tensors) if a.kind == "world" else {}  # the motion model, unchanged
+    carried = carried_parts(tensors)  # the motion model, unchanged: per frame, whatever the VAE's latents
     carried_meta = {"motion": meta["motion"]} if "motion" in carried and "motion" in meta else {}
     shape = (a.dit_dim, a.dit_layers, a.dit_patch, a.dit_camera, a.dit_ray_rope)
     if a.kind == "world" and any(v is not None for v in shape):  # 0 too: with_dit refuses it
@@ -210,6 +237,8 @@ def fit(a: FitArgs, progress=None) -> Path:
 
     vae = CausalVAE(cfg.vae).to(device)
     if any(k.startswith("vae.") for k in tensors):
+        if a.temporal_down is not None:
+            tensors = retime_vae_tensors(tensors, vae, str(src))
         load_into(vae, tensors, "vae", str(src))
     modules: dict[str, torch.nn.Module] = {"vae": vae}
     if a.kind == "world":
