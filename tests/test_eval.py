@@ -140,6 +140,12 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
               "tf_sharpness", "rollout_sharpness", "engine_sharpness", "tf_real_sharpness"):
         assert k in s and np.isfinite(s[k]), k
     assert s["engine_sharpness"] > 0 and "| rollout sharpness (engine's frames:" in (out / "summary.md").read_text()
+    # teacher forcing frame by frame: one value per frame of the predicted chunk, averaging to the whole's
+    cfg = w.cfg
+    ahead = (cfg.chunk_latents if cfg.scheme == "causal" else cfg.new_latents) * cfg.vae.temporal
+    for by, whole in (("tf_psnr_by_frame", "tf_psnr"), ("tf_repeat_psnr_by_frame", "tf_repeat_psnr")):
+        assert len(s[by]) == ahead and np.mean(s[by]) == pytest.approx(s[whole]), by
+    assert "PSNR by frames ahead (dB): model 1: " in (out / "summary.md").read_text()
     assert s["fps"] > 0 and s["turn_360_engine_psnr"] > 20  # the engine comes back to (nearly) the same view
     m = json.loads((out / "metrics.json").read_text())
     assert len(m["cases"][0]["rollout"]["psnr_per_s"]) == 2 and m["complete"] is True

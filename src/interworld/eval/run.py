@@ -99,6 +99,7 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
     starts = (np.linspace(0, n - T, num=max(1, windows)) // tr * tr).astype(int) if n >= T else []
     out = {"psnr": [], "ssim": [], "coarse_psnr": [], "repeat_psnr": [], "repeat_ssim": [], "repeat_coarse_psnr": [],
            "sharpness": [], "real_sharpness": []}
+    by_frame = {"psnr_by_frame": [], "repeat_psnr_by_frame": []}  # PSNR of the k-th frame after the context
     for s in starts:
         s = int(s)
         k = min(s, lead * tr)
@@ -114,15 +115,22 @@ def teacher_forced(world, clip: dict, context_latents: int, windows: int, steps:
                                                 world.device, context_latents=context_latents, steps=steps, seed=seed,
                                                 lead=torch.from_numpy(clip["frames"][s - k:s])[None] if k else None)
             p = to_uint8(pred)
+            by_frame["psnr_by_frame"].append(psnr(p, real))
             out["psnr"].append(psnr(p, real).mean())
             out["ssim"].append(ssim(p, real).mean())
             out["coarse_psnr"].append(coarse_psnr(p, real).mean())
             out["sharpness"].append(sharpness(p))
         out["real_sharpness"].append(sharpness(real))
+        by_frame["repeat_psnr_by_frame"].append(psnr(rep, real))
         out["repeat_psnr"].append(psnr(rep, real).mean())
         out["repeat_ssim"].append(ssim(rep, real).mean())
         out["repeat_coarse_psnr"].append(coarse_psnr(rep, real).mean())
-    return {k: _mean(v) for k, v in out.items()}
+    return {**{k: _mean(v) for k, v in out.items()}, **{k: _by_frame(v) for k, v in by_frame.items()}}
+
+
+def _by_frame(rows) -> list[float]:
+    """Per position, the mean over windows or cases of equal length (a model's chunk)."""
+    return [float(x) for x in np.mean(np.stack([np.asarray(r, dtype=np.float64) for r in rows]), 0)] if rows else []
 
 
 def evaluate(a: EvalArgs, progress=None) -> dict:
@@ -350,6 +358,8 @@ def summarize(r: dict, has_model: bool) -> dict:
          "tf_repeat_psnr": _mean(c["teacher_forced"]["repeat_psnr"] for c in cs),
          "tf_repeat_ssim": _mean(c["teacher_forced"]["repeat_ssim"] for c in cs),
          "tf_repeat_coarse_psnr": _mean(c["teacher_forced"]["repeat_coarse_psnr"] for c in cs),
+         # how far ahead a frame is decides most of its error (docs/TRAINING.md, run 31)
+         "tf_repeat_psnr_by_frame": _by_frame([c["teacher_forced"]["repeat_psnr_by_frame"] for c in cs]),
          "repeat_last_rollout_coarse_psnr": _mean(c["repeat_last"]["coarse_psnr"] for c in cs)}
     if has_model:
         s.update(
@@ -358,6 +368,7 @@ def summarize(r: dict, has_model: bool) -> dict:
             rollout_psnr=_mean(c["rollout"]["psnr"] for c in cs),
             rollout_ssim=_mean(c["rollout"]["ssim"] for c in cs),
             tf_coarse_psnr=_mean(c["teacher_forced"]["coarse_psnr"] for c in cs),
+            tf_psnr_by_frame=_by_frame([c["teacher_forced"]["psnr_by_frame"] for c in cs]),
             rollout_coarse_psnr=_mean(c["rollout"]["coarse_psnr"] for c in cs),
             drift=_mean(c["rollout"]["drift"]["drift"] for c in cs),
             tf_sharpness=_mean(c["teacher_forced"]["sharpness"] for c in cs),
@@ -437,4 +448,9 @@ def markdown(r: dict) -> str:
             ("frames per second (rollout, decode included)", s.get("fps"), None),
             ("seconds per chunk, p50", s.get("chunk_s_p50"), None)]
     lines += [f"| {name} | {f(m)} | {f(b)} |" for name, m, b in rows]
+    if s.get("tf_repeat_psnr_by_frame"):
+        ahead = lambda v: ", ".join(f"{k + 1}: {x:.2f}" for k, x in enumerate(v))  # noqa: E731
+        lines += ["", f"{tf} PSNR by frames ahead (dB): "
+                  + (f"model {ahead(s['tf_psnr_by_frame'])}; " if s.get("tf_psnr_by_frame") else "")
+                  + f"repeat-last {ahead(s['tf_repeat_psnr_by_frame'])}"]
     return "\n".join(lines) + "\n"
