@@ -74,6 +74,18 @@ def test_a_detached_run_outlives_the_call_that_starts_it(tmp_path):
     assert (dest / "log.txt").read_text() == "trained\n" and (tmp_path / "run.rc").read_text() == "7\n"
 
 
+def train_small_gpu_block(start: str, end: str, before: str, after: str, env: dict | None = None) -> str:
+    """Run the lines of train_small_gpu.sh from `start` to `end` as the script runs them (set -euo
+    pipefail), after `before` and followed by `after`; returns what they print."""
+    text = (SCRIPTS / "train_small_gpu.sh").read_text()
+    block = text[text.index(start):]
+    block = block[:block.index(end) + len(end)]
+    out = subprocess.run(["bash", "-c", f"set -euo pipefail; {before}\n{block}\n{after}"], capture_output=True,
+                         text=True, env={**os.environ, **(env or {})}, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 @pytest.mark.parametrize("env,want", [({}, []), ({"RAY_ROPE": "1"}, ["--ray-rope"]),
                                       ({"NO_CAMERA": "1", "DIT_DIM": "320"}, ["--dit-dim", "320", "--no-camera"]),
                                       ({"RESUME": "R", "RAY_ROPE": "1"}, [])])
@@ -81,27 +93,18 @@ def test_train_small_gpu_shapes_a_new_dit_under_set_e(tmp_path, env, want):
     """train_small_gpu.sh's switches for a new DiT, as the script runs them (set -euo pipefail): a
     run without them must go on (run 29 lost a control run that ended there without a word), and a
     resumed run takes none."""
-    text = (SCRIPTS / "train_small_gpu.sh").read_text()
-    block = text[text.index('new_dit=""\n'):]
-    block = block[:block.index("\nfi\n") + 4]
-    cmd = f'set -euo pipefail; resume="${{RESUME:-}}"; runs="{tmp_path}"\n{block}\necho "ARGS $new_dit"'
-    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env={**os.environ, **env}, timeout=30)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("ARGS", 1)[1].split() == want
+    out = train_small_gpu_block('new_dit=""\n', "\nfi\n", f'resume="${{RESUME:-}}"; runs="{tmp_path}"',
+                                'echo "ARGS $new_dit"', env)
+    assert out.split("ARGS", 1)[1].split() == want
 
 
 @pytest.mark.parametrize("ema", [False, True])
 def test_train_small_gpu_distils_the_teachers_average_where_it_has_one(tmp_path, ema):
-    text = (SCRIPTS / "train_small_gpu.sh").read_text()
-    block = text[text.index("  teacher=$runs/world\n"):]
-    block = block[:block.index("; fi") + 4]
     if ema:
         (tmp_path / "world" / "ema").mkdir(parents=True)
         (tmp_path / "world" / "ema" / "model.safetensors").write_bytes(b"x")
-    cmd = f'set -euo pipefail; runs="{tmp_path}"\n{block}\necho "TEACHER $teacher"'
-    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("TEACHER ", 1)[1].strip() == str(tmp_path / "world" / ("ema" if ema else ""))
+    out = train_small_gpu_block("  teacher=$runs/world\n", "; fi", f'runs="{tmp_path}"', 'echo "TEACHER $teacher"')
+    assert out.split("TEACHER ", 1)[1].strip() == str(tmp_path / "world" / ("ema" if ema else ""))
 
 
 def test_fp16_copy_completes_a_dit_of_another_depth_without_the_bases_blocks(tmp_path):
@@ -162,13 +165,9 @@ def test_the_slim_vizdoom_wheel_installs_and_records_what_the_full_one_does(tmp_
 def test_train_small_gpu_fine_tunes_a_vae_from_another_where_asked(tmp_path, env, want):
     """VAE_INIT and VAE_TEMPORAL_DOWN reach `train vae` (plan item 2 of docs/TRAINING.md), and a run
     without them is the same command as before (set -u must not stop it)."""
-    text = (SCRIPTS / "train_small_gpu.sh").read_text()
-    block = text[text.index("  iwrun train vae "):]
-    block = block[:block.index("--quiet\n") + 8]
-    cmd = f'set -euo pipefail; iwrun() {{ echo "ARGS $*"; }}; data=D; runs=R; vae_s=60\n{block}'
-    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env={**os.environ, **env}, timeout=30)
-    assert out.returncode == 0, out.stderr
-    args = out.stdout.split("ARGS", 1)[1].split()
+    out = train_small_gpu_block("  iwrun train vae ", "--quiet\n", 'iwrun() { echo "ARGS $*"; }; data=D; runs=R; vae_s=60',
+                                "", env)
+    args = out.split("ARGS", 1)[1].split()
     assert [a for a in args if a in ("--init", "--temporal-down")] == want[::2]
     for flag, value in zip(want[::2], want[1::2]):
         assert args[args.index(flag) + 1] == value
