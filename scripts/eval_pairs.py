@@ -9,7 +9,8 @@ models are compared on the same rollouts: means of teacher-forced PSNR, rollout 
 sharpness and the drift score, and the rollout PSNR over spans of the rollout; then, for each
 pair of models (or each model against --base only), the mean paired difference of the rollout
 PSNR (also at 1/4 size, where evals have it) and SSIM, the drift score, the teacher-forced PSNR
-(also at 1/4 size), the rollout sharpness and, where a pose estimator measured them, the yaw
+(also at 1/4 size, and of the first 2 frames after the context alone, which compares models whose
+chunks hold 2 and 4 frames), the rollout sharpness and, where a pose estimator measured them, the yaw
 error and the yaw gain of action following (how far the world turns against the engine), with
 its standard error and how often the first is better. Revisit
 cases (360-degree turn, out and back) are compared the same way on their return-frame PSNR
@@ -45,6 +46,11 @@ def _draws(setup: dict | None) -> dict:
     return {c: (listed[k - k % b][1], min(b, len(listed) - (k - k % b)), k % b) for k, c in enumerate(listed)}
 
 
+# teacher forcing compared on the first FIRST frames after the context alone: a chunk of 2-frame
+# latents holds 2, one of 4-frame latents 4 (docs/TRAINING.md, plan item 1 after run 31)
+FIRST = 2
+
+
 def _load(dirs: list[str]) -> tuple[dict, dict, dict]:
     rollouts, revisits, draws = {}, {}, {}
     for d in dirs:
@@ -63,6 +69,9 @@ def _load(dirs: list[str]) -> tuple[dict, dict, dict]:
             if "coarse_psnr" in r:  # evals before run 30 lack it
                 rollouts[(c["map"], c["seed"])]["rollout_coarse_psnr"] = r["coarse_psnr"]
                 rollouts[(c["map"], c["seed"])]["tf_coarse_psnr"] = c["teacher_forced"]["coarse_psnr"]
+            ahead = c["teacher_forced"].get("psnr_by_frame", [])  # evals before run 31 lack it
+            if len(ahead) >= FIRST:
+                rollouts[(c["map"], c["seed"])]["tf_psnr_first"] = float(np.mean(ahead[:FIRST]))
             if "action_following" in c:  # only with a pose estimator (eval --pose-model)
                 af = c["action_following"]
                 rollouts[(c["map"], c["seed"])]["yaw_error"] = af["model_yaw_mae_deg"]
@@ -105,6 +114,7 @@ MEASURES = (("rollout_psnr", "rollout PSNR", "higher"), ("rollout_ssim", "rollou
             ("rollout_coarse_psnr", "rollout PSNR at 1/4 size", "higher"),
             ("tf_coarse_psnr", "teacher-forced PSNR at 1/4 size", "higher"),
             ("drift", "drift", "lower"), ("tf_psnr", "teacher-forced PSNR", "higher"),
+            ("tf_psnr_first", f"teacher-forced PSNR, frames 1-{FIRST} ahead", "higher"),
             ("sharpness", "rollout sharpness", "higher"), ("yaw_error", "yaw error (deg per gap)", "lower"),
             ("yaw_gain", "yaw gain", "higher"))
 

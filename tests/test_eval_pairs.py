@@ -123,3 +123,21 @@ def test_pool_averages_one_change_over_seeds_case_by_case(tmp_path):
     assert "  rollout PSNR: +0.000 (standard error 0.000; higher in 0 of 2)" in pooled
     bad = subprocess.run(run + ["--pool", "e1:x", f"b1={b1}", f"e1={e1}"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--pool x: no model of that name" in bad.stderr
+
+
+def test_pairs_teacher_forcing_on_the_frames_both_chunks_hold(tmp_path):
+    """A model of 2-frame chunks against one of 4: teacher forcing is paired on frames 1-2 ahead,
+    and evals without frame-by-frame PSNR leave the row out."""
+    a = _metrics(tmp_path / "a", {0: 0.1, 1: 0.4}, {})
+    b = _metrics(tmp_path / "b", {0: 0.2, 1: 0.2}, {})
+    run = [sys.executable, str(ROOT / "scripts/eval_pairs.py"), f"a={a}", f"b={b}"]
+    assert "frames 1-2 ahead" not in subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    for folder, rows in ((a, [[26.0, 24.0], [25.0, 23.0]]), (b, [[25.0, 23.0, 99.0, 99.0], [25.0, 22.0, 0.0, 0.0]])):
+        m = json.loads((Path(folder) / "metrics.json").read_text())
+        for c, r in zip(m["cases"], rows):
+            c["teacher_forced"]["psnr_by_frame"] = r
+        (Path(folder) / "metrics.json").write_text(json.dumps(m))
+    out = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    first = out.split("teacher-forced PSNR, frames 1-2 ahead, paired:")[1].split("paired:")[0]
+    # case 0: 25 - 24, case 1: 24 - 23.5; b's frames 3-4 (99 and 0) are not compared
+    assert "a - b: +0.750 (standard error 0.250; a higher in 2 of 2)" in first
