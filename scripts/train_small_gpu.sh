@@ -64,8 +64,8 @@ elif [ "$vae_s" = 0 ] && [ -f $runs/vae/config.json ]; then
   echo "world model on the VAE in $runs/vae (scripts/vae_sweep_gpu.sh)"
 else
   iwrun train vae --data $data --out $runs/vae --preset "${PRESET:-small}" --steps "${VAE_STEPS:-3000}" \
-     ${VAE_DIM:+--vae-dim $VAE_DIM} ${VAE_INIT:+--init $VAE_INIT} ${VAE_TEMPORAL_DOWN:+--temporal-down $VAE_TEMPORAL_DOWN} \
-     --batch "${VAE_BATCH:-16}" --latents "${VAE_LATENTS:-3}" --lr "${VAE_LR:-5e-4}" \
+     ${VAE_DIM:+--vae-dim $VAE_DIM} ${VAE_INIT:+--init $VAE_INIT} \
+     ${VAE_TEMPORAL_DOWN:+--temporal-down $VAE_TEMPORAL_DOWN} --batch "${VAE_BATCH:-16}" --latents "${VAE_LATENTS:-3}" --lr "${VAE_LR:-5e-4}" \
      ${VAE_PRECISION:+--precision $VAE_PRECISION} --time-limit "$vae_s" --val-every 500 --ckpt-every 100000 --quiet
 fi
 if [ "$world_s" = 0 ]; then
