@@ -71,6 +71,12 @@ def carried_parts(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch
     return out
 
 
+def carried_meta(carried: dict, meta: dict) -> dict:
+    """What a checkpoint's metadata says of its CARRIED parts (e.g. the motion model's report), for
+    the run that carries them."""
+    return {name: meta[name] for name in carried if name in meta}
+
+
 def read_config(path: str | Path) -> tuple[ModelConfig, dict]:
     path = Path(path)
     f = path / CONFIG

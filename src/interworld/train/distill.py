@@ -61,7 +61,7 @@ from interworld.data.maps import TRAIN
 from interworld.data.shards import ClipDataset
 from interworld.diffusion.flow import add_noise, flow_matching_loss, x0_from_velocity
 from interworld.engine.generator import Generator
-from interworld.io.checkpoint import carried_parts, load_into, load_tensors, read_config, save_checkpoint
+from interworld.io.checkpoint import carried_meta, carried_parts, load_into, load_tensors, read_config, save_checkpoint
 from interworld.models.dit import build_dit
 from interworld.models.text import BuiltinTextEncoder
 from interworld.models.vae import CausalVAE
@@ -339,7 +339,7 @@ def distill(a: DistillArgs, progress=None) -> Path:
             return
         save_checkpoint(run, scfg, {"dit": student, "vae": vae, "text": s_text, **carried},
                         extra={"kind": "student", "teacher": str(a.teacher), "step": step_n,
-                               **({"motion": meta["motion"]} if "motion" in carried and "motion" in meta else {}),
+                               **carried_meta(carried, meta),
                                **({"student_init": str(init_from)} if init_from else {}),
                                "self_rollout": a.self_rollout, "error_buffer": a.error_buffer,
                                "regress": a.regress, "regress_pool": a.regress_pool, "camera": a.camera})

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from interworld.config import ModelConfig, get_preset
 from interworld.data.maps import TRAIN, VAL
 from interworld.data.shards import ClipDataset
-from interworld.io.checkpoint import carried_parts, load_into, load_tensors, read_config, save_checkpoint
+from interworld.io.checkpoint import carried_meta, carried_parts, load_into, load_tensors, read_config, save_checkpoint
 from interworld.models.discriminator import Adversary
 from interworld.models.dit import build_dit
 from interworld.models.memory import view_frustum
@@ -223,7 +223,7 @@ def fit(a: FitArgs, progress=None) -> Path:
             cfg = cfg.replace(prev_latent=True)
     tensors = load_tensors(src) if src is not None else {}
     carried = carried_parts(tensors)  # the motion model, unchanged: per frame, whatever the VAE's latents
-    carried_meta = {"motion": meta["motion"]} if "motion" in carried and "motion" in meta else {}
+    carried_info = carried_meta(carried, meta)
     shape = (a.dit_dim, a.dit_layers, a.dit_patch, a.dit_camera, a.dit_ray_rope)
     if a.kind == "world" and any(v is not None for v in shape):  # 0 too: with_dit refuses it
         if resume:
@@ -310,10 +310,10 @@ def fit(a: FitArgs, progress=None) -> Path:
             if a.kind == "world" and modules["text"] is not None:
                 parts["text"] = modules["text"]
             parts.update(carried)
-            save_checkpoint(run, cfg, parts, extra={"kind": a.kind, "step": step, **carried_meta, **(extra or {})})
+            save_checkpoint(run, cfg, parts, extra={"kind": a.kind, "step": step, **carried_info, **(extra or {})})
             if ema is not None:  # the averaged weights as a checkpoint of their own, e.g. for eval --checkpoint
                 save_checkpoint(run / "ema", cfg, {**parts, **ema.state_dicts()},
-                                extra={"kind": a.kind, "step": step, "ema": a.ema, **carried_meta})
+                                extra={"kind": a.kind, "step": step, "ema": a.ema, **carried_info})
             if adversary is not None:
                 adversary.save(run / "discriminator.safetensors")
             common.save_training_state(run, step, opt, names)
