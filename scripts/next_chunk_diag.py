@@ -28,6 +28,7 @@ from interworld.models.vae import decode_after
 from interworld.train.world import WorldBatch, stream_latents, teacher_forced_prediction
 
 CONTEXT, LEAD = 7, 12  # real latents before the chunk; latents of the frames before those, decoded first
+GRID = 4  # frames per latent of the shipped VAE, on which the windows are placed
 USES = ("as recorded", "no actions", "poses held", "neither", "turn mirrored")
 
 
@@ -65,15 +66,18 @@ def oracle_blocks(last: np.ndarray, target: np.ndarray, block: int, radius: int)
     return out.round().astype(np.uint8)
 
 
-def windows(folder: str, per_shard: int, every: int, frames: int, tr: int):
-    """(shard, start) pairs: `per_shard` starts on latent boundaries (every `tr` frames) in every
-    `every`-th full-length shard, with LEAD latents of frames before each."""
+def windows(folder: str, per_shard: int, every: int, tr: int):
+    """(shard, start) pairs: `per_shard` windows in every `every`-th full-length shard, with LEAD
+    latents of frames before each. They are placed for latents of GRID frames and shifted so that
+    the chunk begins on the same frame whatever `tr`: models of 2- and 4-frame latents (run 32)
+    predict the same frames 1 and 2 ahead."""
     paths = list_shards(folder)
     sizes = [len(load_shard(p).frames) for p in paths]
     for path in [p for p, n in zip(paths, sizes) if n == max(sizes)][::every]:
         s = load_shard(path)
-        for start in np.linspace(LEAD * tr, len(s.frames) - frames - 1, per_shard).astype(int) // tr * tr:
-            yield s, int(start)
+        last = len(s.frames) - (1 + CONTEXT * GRID) - 1
+        for start in np.linspace(LEAD * GRID, last, per_shard).astype(int) // GRID * GRID:
+            yield s, int(start) + (CONTEXT - 1) * (GRID - tr)
 
 
 def predict(w, shard, start: int, context: int, how: str = "as recorded", steps: int = 3) -> np.ndarray:
@@ -119,7 +123,7 @@ def main() -> None:
     parts = a.parts.split(",")
     w = World.from_pretrained(a.model, device="cpu")
     tr = w.cfg.vae.temporal
-    wins = list(windows(a.shards, a.per_shard, a.every, 1 + CONTEXT * tr, tr))
+    wins = list(windows(a.shards, a.per_shard, a.every, tr))
     cut = lambda s: s + 1 + (CONTEXT - 1) * tr  # noqa: E731  (the first frame of the chunk)
     if "ahead" in parts:
         print("PSNR by frames ahead (dB):")

@@ -66,3 +66,18 @@ def test_one_window_on_the_tiny_model(diag):
             assert v.shape == (tr,) and np.isfinite(v).all()
         rec = diag.reconstruct(w, shard, start)
     assert rec.shape == (tr,) and np.isfinite(rec).all()
+
+
+def test_windows_put_the_chunk_on_the_same_frame_for_2_and_4_frame_latents(diag, tmp_path):
+    from interworld.data.shards import Shard, write_shard
+    n = 200
+    z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    write_shard(tmp_path / "a.npz", Shard(np.zeros((n, 4, 4, 3), np.uint8), z(n, 6), z(n, 2), z(n, 5),
+                                          np.zeros(n, np.int64), np.arange(n), {}))
+    chunk = {}  # the chunk's first frame, as predict() places it, per frames per latent
+    for tr in (2, 4):
+        starts = [s for _, s in diag.windows(tmp_path, 3, 1, tr)]
+        assert min(starts) >= diag.LEAD * tr  # the frames decoded before the context exist
+        assert max(starts) + 1 + diag.CONTEXT * tr <= n
+        chunk[tr] = [s + 1 + (diag.CONTEXT - 1) * tr for s in starts]
+    assert chunk[2] == chunk[4] and len(set(chunk[4])) == 3
