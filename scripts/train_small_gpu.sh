@@ -21,7 +21,7 @@
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, FIT_TIME (1: the world's cosine ends with WORLD_SECONDS, WORLD_STEPS its cap;
 #      for a run not resumed in a later call, e.g. one detached across calls, run 27),
-#      VAE_DIM (width of a new VAE; default: the preset's), VAE_INIT (a VAE or world checkpoint the VAE
+#      VAE_DIM / VAE_Z (width and latent channels of a new VAE; default: the preset's), VAE_INIT (a VAE or world checkpoint the VAE
 #      is fine-tuned from, e.g. src/interworld/assets/small), VAE_TEMPORAL_DOWN (e.g. 1,0: latents of 2
 #      frames, `train vae --temporal-down`), VAE_LATENTS (latents per
 #      VAE clip, default 3; 7 or more trains the middle of a stream too), VAE_PRECISION (bf16, the
@@ -64,7 +64,7 @@ elif [ "$vae_s" = 0 ] && [ -f $runs/vae/config.json ]; then
   echo "world model on the VAE in $runs/vae (scripts/vae_sweep_gpu.sh)"
 else
   iwrun train vae --data $data --out $runs/vae --preset "${PRESET:-small}" --steps "${VAE_STEPS:-3000}" \
-     ${VAE_DIM:+--vae-dim $VAE_DIM} ${VAE_INIT:+--init $VAE_INIT} \
+     ${VAE_DIM:+--vae-dim $VAE_DIM} ${VAE_Z:+--vae-z $VAE_Z} ${VAE_INIT:+--init $VAE_INIT} \
      ${VAE_TEMPORAL_DOWN:+--temporal-down $VAE_TEMPORAL_DOWN} --batch "${VAE_BATCH:-16}" --latents "${VAE_LATENTS:-3}" --lr "${VAE_LR:-5e-4}" \
      ${VAE_PRECISION:+--precision $VAE_PRECISION} --time-limit "$vae_s" --val-every 500 --ckpt-every 100000 --quiet
 fi

@@ -51,7 +51,7 @@ for run in a.runs:
     name = Path(run).name
     report[name] = {"psnr": psnr(rec, real), "sharpness": video_sharpness(rec), "real_sharpness": video_sharpness(real),
                     "params_m": sum(p.numel() for p in vae.parameters()) / 1e6, "step": meta.get("step"),
-                    "vae": {"dim": cfg.vae.dim, "dec_dim": cfg.vae.dec_dim}}
+                    "vae": {"dim": cfg.vae.dim, "dec_dim": cfg.vae.dec_dim, "z_dim": cfg.vae.z_dim}}
     save_strip(out / f"{name}.png", {"real": to_uint8(real), "vae": to_uint8(rec)}, every=2)
     print(name, {k: round(v, 2) if isinstance(v, float) else v for k, v in report[name].items()}, flush=True)
 best = max(r["psnr"] for r in report.values())

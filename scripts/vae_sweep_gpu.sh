@@ -3,7 +3,8 @@
 # into a stream at 3% of the real frames' sharpness, and fine-tuning its decoder against a
 # discriminator raised that only to 5-20% (docs/TRAINING.md, run 9): the latents lack the detail.
 # So new VAEs, trained with the discriminator from --adv-start on, one per GPU, side by side:
-#   VARIANTS "DIM:ADV ..." (default "32:0.5 48:0.5 64:0.5 64:0": width and discriminator apart)
+#   VARIANTS "DIM:ADV[:Z] ..." (default "32:0.5 48:0.5 64:0.5 64:0": width and discriminator apart;
+#   Z, latent channels, default the preset's 16)
 # then scripts/vae_report.py compares them deep into a stream (PSNR, sharpness, PNG strips) and
 # the winner is copied to /tmp/runs/vae, where `scripts/train_small_gpu.sh OUT 0 SECONDS` (a follow-up
 # call on the warm machine) trains a world model on it. OUT_DIR gets report.tgz (report.json and
@@ -24,8 +25,8 @@ record_lease_data "${FRAMES:-150000}"
 mkdir -p $runs "$out"
 gpu=0; names=()
 for v in ${VARIANTS:-32:0.5 48:0.5 64:0.5 64:0}; do
-  dim=${v%%:*}; adv=${v##*:}; name=vae_${dim}_$adv; names+=($runs/$name)
-  CUDA_VISIBLE_DEVICES=$gpu iw train vae --data $data --out $runs/$name --preset small --vae-dim "$dim" \
+  IFS=: read -r dim adv z <<< "$v"; name=vae_${dim}_$adv${z:+_z$z}; names+=($runs/$name)
+  CUDA_VISIBLE_DEVICES=$gpu iw train vae --data $data --out $runs/$name --preset small --vae-dim "$dim" ${z:+--vae-z $z} \
      --adversarial "$adv" --adv-start 1500 --steps "${VAE_STEPS:-8000}" --batch 16 --latents 3 --lr 5e-4 \
      --time-limit $(( stop - $(date +%s) )) --val-every 1000 --ckpt-every 100000 --quiet > $runs/$name.out 2>&1 &
   gpu=$(( gpu + 1 ))

@@ -147,6 +147,25 @@ def test_adversarial_vae_trains_under_ddp_and_keeps_its_discriminator(data, tmp_
     assert first["d_loss"] < 1.0  # resumed with the trained discriminator: a fresh one starts near 2 (1.8 here)
 
 
+def test_a_new_vae_with_more_latent_channels_feeds_a_world_model(data, tmp_path):
+    """--vae-z: a new VAE of that many latent channels, and a world model on it whose DiT takes them;
+    refused where it would reshape a trained VAE."""
+    vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=2, batch=2, latents=2,
+                          val_every=1000, ckpt_every=1000, device="cpu", vae_z=6))
+    assert get_preset("tiny").vae.z_dim != 6
+    assert json.loads((vae_run / "config.json").read_text())["model"]["vae"]["z_dim"] == 6
+    run = fit(FitArgs("world", str(data), str(tmp_path / "w"), init=str(vae_run), steps=1, batch=2, latents=3,
+                      val_every=1000, ckpt_every=1000, device="cpu"))
+    w = World.from_pretrained(str(run))
+    assert w.vae.latents_mean.shape == (6,) and w.dit.patch_embedding.in_channels == 6
+    w.reset((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8), "x")
+    assert w.step([{"keys": ["w"], "mouse": [3, 0]}]).shape[0] == w.frames_per_step
+    for kind, init in (("vae", str(vae_run)), ("world", str(vae_run))):
+        with pytest.raises(ValueError, match="new VAE"):
+            fit(FitArgs(kind, str(data), str(tmp_path / "x"), init=init, steps=1, batch=2, latents=3,
+                        device="cpu", vae_z=8))
+
+
 def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):
     vae_run = fit(FitArgs("vae", str(data), str(tmp_path / "vae"), preset="tiny", steps=2, batch=2, latents=2,
                           val_every=1000, ckpt_every=1000, device="cpu"))

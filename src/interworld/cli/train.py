@@ -76,6 +76,9 @@ def add_parser(sub):
                         "draws texture instead of the blurred mean (default 0: off; try 0.5)")
     p.add_argument("--vae-dim", type=int, metavar="N",
                    help="vae: base width of a new VAE's encoder and decoder (default: the preset's; small: 32)")
+    p.add_argument("--vae-z", type=int, metavar="N",
+                   help="vae: latent channels of a new VAE (default: the preset's; small: 16, where Wan2.2's VAE "
+                        "has 48). More channels keep more detail per latent pixel; the DiT's input grows with them")
     p.add_argument("--temporal-down", type=_levels, metavar="L,L",
                    help="vae: per downsampling level, 1 if it also halves time (default: the preset's; small: 1,1, "
                         "latents of 4 frames; 1,0 gives latents of 2). With --init the VAE is fine-tuned from that "
@@ -174,7 +177,8 @@ def run(args) -> int:
                  log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every, device=args.device,
                  scheme=args.scheme, seed=args.seed, error_buffer=args.error_buffer,
                  compile=args.compile, memory=args.memory, adversarial=args.adversarial,
-                 **({} if args.adv_start is None else {"adv_start": args.adv_start}), vae_dim=args.vae_dim,
+                 **({} if args.adv_start is None else {"adv_start": args.adv_start}),
+                 vae_dim=args.vae_dim, vae_z=args.vae_z,
                  temporal_down=args.temporal_down,
                  dit_dim=args.dit_dim, dit_layers=args.dit_layers, dit_patch=args.dit_patch,
                  dit_camera=False if args.no_camera else None,

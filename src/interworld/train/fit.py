@@ -63,6 +63,7 @@ class FitArgs:
     adversarial: float = 0.0  # vae: weight of the patch discriminator's term (0: off)
     adv_start: int = 2000  # vae: steps of reconstruction alone before the decoder feels the discriminator
     vae_dim: int | None = None  # vae: base width of a new VAE (default: the preset's)
+    vae_z: int | None = None  # vae: latent channels of a new VAE (default: the preset's; small: 16)
     # vae: which downsampling levels also halve time (e.g. (True, False): latents of 2 frames), for a new
     # VAE or one fine-tuned from --init's, whose temporal convolutions of levels turned off are dropped
     temporal_down: tuple[bool, ...] | None = None
@@ -191,8 +192,13 @@ def fit(a: FitArgs, progress=None) -> Path:
         # from it) samples as its preset does
         p = get_preset(cfg.name)
         cfg = cfg.replace(scheme=p.scheme, sampler=p.sampler, steps=p.steps)
+    if a.vae_z is not None and (a.kind != "vae" or src is not None or a.vae_z < 1):
+        raise ValueError(f"--vae-z {a.vae_z} shapes a new VAE: give a positive count, to train vae without "
+                         f"--init and with a new --out")
     if a.vae_dim and src is None:
         cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, dim=a.vae_dim, dec_dim=a.vae_dim))
+    if a.vae_z:
+        cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, z_dim=a.vae_z))
     if a.temporal_down is not None:
         if resume:
             raise ValueError(f"--temporal-down shapes a new VAE, and {run} already has one: resume it without it, "
