@@ -9,8 +9,11 @@ shards of `interworld record`:
   history  the same chunk after 1, 2, 4 and 7 real latents
   oracle   each block of the target taken from the last real frame at the displacement that best
            matches the target itself (an upper bound on moving the last frame's content)
+  warp     the last real frame turned by the camera's rotation to each target frame (the engine's
+           yaw and pitch, which play integrates from the mouse; no depth, so no walking), and the
+           same turned the wrong way as a control: how far a warp alone goes (run 32)
 
-    python scripts/next_chunk_diag.py SHARDS MODEL [--per-shard 4] [--every 3] [--parts ahead,uses,history,oracle]
+    python scripts/next_chunk_diag.py SHARDS MODEL [--per-shard 4] [--every 3] [--parts ahead,uses,history,oracle,warp]
     e.g. python scripts/next_chunk_diag.py data/doom/val src/interworld/assets/small
 """
 
@@ -64,6 +67,32 @@ def oracle_blocks(last: np.ndarray, target: np.ndarray, block: int, radius: int)
             best = np.where(better, err, best)
             out = np.where(np.repeat(np.repeat(better, block, 0), block, 1)[..., None], cand, out)
     return out.round().astype(np.uint8)
+
+
+def rotate_frame(frame: np.ndarray, dyaw: float, dpitch: float, fov: float) -> np.ndarray:
+    """frame [H, W, 3] as a pinhole camera of horizontal field of view `fov` sees it after turning
+    by dyaw (degrees, positive turns left, as the engine's yaw grows) and dpitch (positive looks up):
+    each pixel's ray is looked up where it was before the turn, bilinearly, edges repeated."""
+    h, w, _ = frame.shape
+    focal = 0.5 / np.tan(np.radians(fov) / 2)  # in widths
+    u = (np.arange(w) + 0.5 - w / 2) / w / focal  # tan of each column's angle right of the axis
+    v = (np.arange(h) + 0.5 - h / 2) / w / focal  # rows go down
+    u0 = np.tan(np.arctan(u) - np.radians(dyaw))  # turning left moves what was seen to the right
+    v0 = np.tan(np.arctan(v) - np.radians(dpitch))
+    grid = np.stack(np.broadcast_arrays(2 * focal * u0[None, :], 2 * focal * v0[:, None] * w / h), -1)
+    img = torch.from_numpy(frame).permute(2, 0, 1)[None].float()
+    out = torch.nn.functional.grid_sample(img, torch.from_numpy(grid)[None].float(), mode="bilinear",
+                                          padding_mode="border", align_corners=False)
+    return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def turned(shard, cut: int, tr: int, fov: float, sign: float = 1.0) -> np.ndarray:
+    """The last real frame (cut - 1) rotated to each of the tr frames from cut on, by the engine's
+    yaw and pitch changes times `sign` (-1: the wrong way, a control)."""
+    last, pose = shard.frames[cut - 1], shard.pose.astype(np.float64)
+    d = pose[cut:cut + tr, 3:5] - pose[cut - 1, 3:5]
+    d[:, 0] = (d[:, 0] + 180) % 360 - 180  # yaw wraps at 360
+    return np.stack([rotate_frame(last, sign * dy, sign * dp, fov) for dy, dp in d])
 
 
 def windows(folder: str, per_shard: int, every: int, tr: int):
@@ -144,6 +173,13 @@ def main() -> None:
         print("after 1, 2, 4 and 7 real latents:")
         for c in (1, 2, 4, CONTEXT):
             show(f"{c} real", [predict(w, sh, s, c) for sh, s in wins])
+    if "warp" in parts:
+        fov = w.cfg.kinematics.fov
+        print("the last real frame turned by the engine's rotation:")
+        show("repeat-last", [psnr(np.repeat(sh.frames[cut(s) - 1][None], tr, 0), sh.frames[cut(s):cut(s) + tr])
+                             for sh, s in wins])
+        for name, sign in (("turned", 1.0), ("turned the wrong way", -1.0)):
+            show(name, [psnr(turned(sh, cut(s), tr, fov, sign), sh.frames[cut(s):cut(s) + tr]) for sh, s in wins])
     if "oracle" in parts:
         print("the last real frame's blocks moved, chosen with the target (an upper bound):")
         for block, radius in ((16, 12), (8, 8)):

@@ -81,3 +81,16 @@ def test_windows_put_the_chunk_on_the_same_frame_for_2_and_4_frame_latents(diag,
         assert max(starts) + 1 + diag.CONTEXT * tr <= n
         chunk[tr] = [s + 1 + (diag.CONTEXT - 1) * tr for s in starts]
     assert chunk[2] == chunk[4] and len(set(chunk[4])) == 3
+
+
+def test_a_turn_to_the_left_moves_the_picture_right(diag):
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (16, 40, 3), dtype=np.uint8)
+    assert np.array_equal(diag.rotate_frame(frame, 0.0, 0.0, 90.0), frame)
+    step = np.degrees(np.arctan(2 / 40))  # at 90 degrees, one column at the centre is atan(2 / width)
+    left = diag.rotate_frame(frame, step, 0.0, 90.0).astype(int)
+    assert np.abs(left[:, 19:22] - frame[:, 18:21]).mean() < 3 < np.abs(left[:, 19:22] - frame[:, 20:23]).mean()
+    right = diag.rotate_frame(frame, -step, 0.0, 90.0).astype(int)
+    assert np.abs(right[:, 18:21] - frame[:, 19:22]).mean() < 3
+    up = diag.rotate_frame(frame, 0.0, step, 90.0).astype(int)  # looking up moves the picture down
+    assert np.abs(up[8:10, 10:30] - frame[7:9, 10:30]).mean() < 3
