@@ -100,6 +100,8 @@ def windows(folder: str, per_shard: int, every: int, tr: int):
     latents of frames before each. They are placed for latents of GRID frames and shifted so that
     the chunk begins on the same frame whatever `tr`: models of 2- and 4-frame latents (run 32)
     predict the same frames 1 and 2 ahead."""
+    if tr > GRID:
+        raise ValueError(f"latents of {tr} frames: windows are placed for latents of at most {GRID}")
     paths = list_shards(folder)
     sizes = [len(load_shard(p).frames) for p in paths]
     for path in [p for p, n in zip(paths, sizes) if n == max(sizes)][::every]:

@@ -21,7 +21,8 @@
 #      WORLD_STEPS / VAE_STEPS / DISTILL_STEPS (schedule length), WORLD_BATCH / VAE_BATCH (per GPU),
 #      WORLD_LR / VAE_LR, FIT_TIME (1: the world's cosine ends with WORLD_SECONDS, WORLD_STEPS its cap;
 #      for a run not resumed in a later call, e.g. one detached across calls, run 27),
-#      VAE_DIM / VAE_Z (width and latent channels of a new VAE; default: the preset's), VAE_INIT (a VAE or world checkpoint the VAE
+#      VAE_DIM / VAE_Z (width and latent channels of a new VAE; default: the preset's),
+#      VAE_INIT (a VAE or world checkpoint the VAE
 #      is fine-tuned from, e.g. src/interworld/assets/small), VAE_TEMPORAL_DOWN (e.g. 1,0: latents of 2
 #      frames, `train vae --temporal-down`), VAE_LATENTS (latents per
 #      VAE clip, default 3; 7 or more trains the middle of a stream too), VAE_PRECISION (bf16, the
