@@ -28,7 +28,8 @@ for v in ${VARIANTS:-32:0.5 48:0.5 64:0.5 64:0}; do
   IFS=: read -r dim adv z <<< "$v"; name=vae_${dim}_$adv${z:+_z$z}; names+=($runs/$name)
   CUDA_VISIBLE_DEVICES=$gpu iw train vae --data $data --out $runs/$name --preset small --vae-dim "$dim" \
      ${z:+--vae-z $z} --adversarial "$adv" --adv-start 1500 --steps "${VAE_STEPS:-8000}" --batch 16 --latents 3 \
-     --lr 5e-4 --time-limit $(( stop - $(date +%s) )) --val-every 1000 --ckpt-every 100000 --quiet > $runs/$name.out 2>&1 &
+     --lr 5e-4 --time-limit $(( stop - $(date +%s) )) --val-every 1000 --ckpt-every 100000 --quiet \
+     > $runs/$name.out 2>&1 &
   gpu=$(( gpu + 1 ))
 done
 fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done
