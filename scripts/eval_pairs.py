@@ -10,9 +10,10 @@ sharpness and the drift score, and the rollout PSNR over spans of the rollout; t
 pair of models (or each model against --base only), the mean paired difference of the rollout
 PSNR (also at 1/4 size, where evals have it) and SSIM, the drift score, the teacher-forced PSNR
 (also at 1/4 size, and of the first 2 frames after the context alone, which compares models whose
-chunks hold 2 and 4 frames), the rollout sharpness and, where a pose estimator measured them, the yaw
-error and the yaw gain of action following (how far the world turns against the engine), with
-its standard error and how often the first is better. Revisit
+chunks hold 2 and 4 frames), the rollout sharpness (also at 1/4 size, where evals have it) and,
+where a pose estimator measured them, the yaw error and the yaw gain of action following (how
+far the world turns against the engine), with its standard error and how often the first is
+better. Revisit
 cases (360-degree turn, out and back) are compared the same way on their return-frame PSNR
 (e.g. memory on against off). `--pool e1:b1,e2:b2` pools one change made at several training
 seeds: for each case the mean of e1 - b1 and e2 - b2, then their mean, standard error and sign
@@ -69,6 +70,8 @@ def _load(dirs: list[str]) -> tuple[dict, dict, dict]:
             if "coarse_psnr" in r:  # evals before run 30 lack it
                 rollouts[(c["map"], c["seed"])]["rollout_coarse_psnr"] = r["coarse_psnr"]
                 rollouts[(c["map"], c["seed"])]["tf_coarse_psnr"] = c["teacher_forced"]["coarse_psnr"]
+            if "coarse_sharpness" in r:  # evals before run 32 lack it
+                rollouts[(c["map"], c["seed"])]["coarse_sharpness"] = r["coarse_sharpness"]
             ahead = c["teacher_forced"].get("psnr_by_frame", [])  # evals before run 31 lack it
             if len(ahead) >= FIRST:
                 rollouts[(c["map"], c["seed"])]["tf_psnr_first"] = float(np.mean(ahead[:FIRST]))
@@ -115,7 +118,9 @@ MEASURES = (("rollout_psnr", "rollout PSNR", "higher"), ("rollout_ssim", "rollou
             ("tf_coarse_psnr", "teacher-forced PSNR at 1/4 size", "higher"),
             ("drift", "drift", "lower"), ("tf_psnr", "teacher-forced PSNR", "higher"),
             ("tf_psnr_first", f"teacher-forced PSNR, frames 1-{FIRST} ahead", "higher"),
-            ("sharpness", "rollout sharpness", "higher"), ("yaw_error", "yaw error (deg per gap)", "lower"),
+            ("sharpness", "rollout sharpness", "higher"),
+            ("coarse_sharpness", "rollout sharpness at 1/4 size", "higher"),
+            ("yaw_error", "yaw error (deg per gap)", "lower"),
             ("yaw_gain", "yaw gain", "higher"))
 
 

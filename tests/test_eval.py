@@ -41,6 +41,21 @@ def test_coarse_psnr_judges_the_layout_not_the_texture():
     assert np.isinf(coarse_psnr(real, real)).all()
 
 
+def test_sharpness_at_quarter_size_keeps_edges_and_drops_pixel_texture():
+    """A flat frame with the texture alone is as sharp as one with rooms at full size; at 1/4 size
+    only the one with block edges stays sharp, and a blur of it (its layout) keeps that."""
+    from interworld.eval.drift import sharpness
+    rng = np.random.default_rng(6)
+    layout = np.kron(rng.integers(40, 216, (2, 8, 10, 1)), np.ones((1, 4, 4, 3)))  # 32x40 in 4x4 blocks
+    texture = rng.integers(-30, 31, (2, 32, 40, 1)) * np.ones((1, 1, 1, 3))
+    rooms = np.clip(layout + texture, 0, 255).astype(np.uint8)
+    haze = np.clip(128 + texture, 0, 255).astype(np.uint8)
+    blur = layout.astype(np.uint8)
+    assert sharpness(haze) > 0.4 * sharpness(rooms)  # full size: the texture is most of both
+    assert sharpness(rooms, 4) > 50 * sharpness(haze, 4)
+    assert np.isclose(sharpness(blur, 4), sharpness(rooms, 4), rtol=0.05)
+
+
 def test_long_videos_are_measured_in_batches_with_the_same_result():
     a, b = _video(3, t=150), _video(4, t=150)  # more than two batches of frames
     assert np.array_equal(ssim(a, b), np.concatenate([ssim(a[i:i + 1], b[i:i + 1]) for i in range(150)]))
@@ -137,9 +152,11 @@ def test_eval_writes_metrics_plots_strips_and_summary(tmp_path):
     for k in ("tf_psnr", "tf_repeat_psnr", "rollout_psnr", "repeat_last_rollout_psnr", "drift", "fps",
               "turn_360_engine_psnr", "turn_360_model_psnr", "out_and_back_model_psnr",
               "af_model_yaw_mae_deg", "af_estimator_on_real_yaw_mae_deg", "af_model_move_mae",
-              "tf_sharpness", "rollout_sharpness", "engine_sharpness", "tf_real_sharpness"):
+              "tf_sharpness", "rollout_sharpness", "engine_sharpness", "tf_real_sharpness",
+              "rollout_coarse_sharpness", "engine_coarse_sharpness"):
         assert k in s and np.isfinite(s[k]), k
     assert s["engine_sharpness"] > 0 and "| rollout sharpness (engine's frames:" in (out / "summary.md").read_text()
+    assert s["engine_coarse_sharpness"] > 0 and "| rollout sharpness at 1/4 size" in (out / "summary.md").read_text()
     # teacher forcing frame by frame: one value per frame of the predicted chunk, averaging to the whole's
     cfg = w.cfg
     ahead = (cfg.chunk_latents if cfg.scheme == "causal" else cfg.new_latents) * cfg.vae.temporal

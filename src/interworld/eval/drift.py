@@ -15,9 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def sharpness(frames: np.ndarray) -> float:
-    """Mean over frames of the variance of the 4-neighbour Laplacian of luma."""
+def sharpness(frames: np.ndarray, factor: int = 1) -> float:
+    """Mean over frames of the variance of the 4-neighbour Laplacian of luma. factor > 1: of luma
+    averaged over factor x factor blocks first, which keeps the edges of walls, doors and floors
+    and drops the pixel texture that dominates at full size (a haze and a rollout that draws
+    rooms score alike there; docs/TRAINING.md, run 32)."""
     y = frames.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    if factor > 1:
+        t, h, w = y.shape
+        y = y[:, :h - h % factor, :w - w % factor].reshape(t, h // factor, factor, w // factor, factor).mean((2, 4))
     lap = -4 * y[:, 1:-1, 1:-1] + y[:, :-2, 1:-1] + y[:, 2:, 1:-1] + y[:, 1:-1, :-2] + y[:, 1:-1, 2:]
     return float(lap.reshape(len(frames), -1).var(1).mean())
 

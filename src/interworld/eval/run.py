@@ -227,6 +227,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
             curves_repeat.append(rp)
             case["engine_drift"] = drift_score(real, window)
             case["engine_sharpness"] = sharpness(real[1:])
+            case["engine_coarse_sharpness"] = sharpness(real[1:], 4)
             case["teacher_forced"] = teacher_forced(world, gt, a.context_latents, a.tf_windows, steps, seed, cfg=cfg)
             if world is not None:
                 g = gen["frames"]
@@ -235,7 +236,7 @@ def evaluate(a: EvalArgs, progress=None) -> dict:
                 case["rollout"] = {"psnr": _mean(gp), "ssim": _mean(gs), "psnr_per_s": _per_second(gp, fps),
                                    "coarse_psnr": _mean(coarse_psnr(g[1:], real[1:])),
                                    "ssim_per_s": _per_second(gs, fps), "drift": drift_score(g, window),
-                                   "sharpness": sharpness(g[1:]),
+                                   "sharpness": sharpness(g[1:]), "coarse_sharpness": sharpness(g[1:], 4),
                                    "sharpness_per_s": [sharpness(g[i:i + int(fps)])
                                                        for i in range(0, len(g), int(fps))]}
                 case["camera"] = camera_error(gen["poses"], gt["pose"], cfg.vae.temporal)
@@ -356,6 +357,7 @@ def summarize(r: dict, has_model: bool) -> dict:
          "repeat_last_rollout_ssim": _mean(c["repeat_last"]["ssim"] for c in cs),
          "engine_drift": _mean(c["engine_drift"]["drift"] for c in cs),
          "engine_sharpness": _mean(c["engine_sharpness"] for c in cs),
+         "engine_coarse_sharpness": _mean(c["engine_coarse_sharpness"] for c in cs),
          "tf_real_sharpness": _mean(c["teacher_forced"]["real_sharpness"] for c in cs),
          "tf_repeat_psnr": _mean(c["teacher_forced"]["repeat_psnr"] for c in cs),
          "tf_repeat_ssim": _mean(c["teacher_forced"]["repeat_ssim"] for c in cs),
@@ -375,6 +377,7 @@ def summarize(r: dict, has_model: bool) -> dict:
             drift=_mean(c["rollout"]["drift"]["drift"] for c in cs),
             tf_sharpness=_mean(c["teacher_forced"]["sharpness"] for c in cs),
             rollout_sharpness=_mean(c["rollout"]["sharpness"] for c in cs),
+            rollout_coarse_sharpness=_mean(c["rollout"]["coarse_sharpness"] for c in cs),
             camera_displacement_error=_mean(c["camera"]["displacement_error"] for c in cs if "camera" in c),
             engine_displacement=_mean(c["camera"]["engine_displacement"] for c in cs if "camera" in c),
             fps=_mean(c["speed"]["fps"] for c in cs),
@@ -432,6 +435,8 @@ def markdown(r: dict) -> str:
             # PSNR rewards a blurred mean; the variance of the Laplacian shows the blur (docs/TRAINING.md, run 9)
             ("teacher-forced sharpness (engine's frames: %s)" % f(s["tf_real_sharpness"]), s.get("tf_sharpness"), None),
             ("rollout sharpness (engine's frames: %s)" % f(s["engine_sharpness"]), s.get("rollout_sharpness"), None),
+            ("rollout sharpness at 1/4 size (engine's frames: %s)" % f(s["engine_coarse_sharpness"]),
+             s.get("rollout_coarse_sharpness"), None),
             ("360 turn: return frame PSNR (engine: %s)" % f(s.get("turn_360_engine_psnr")), s.get("turn_360_model_psnr"),
              None),
             ("out and back: return frame PSNR (engine: %s)" % f(s.get("out_and_back_engine_psnr")),
