@@ -164,6 +164,14 @@ def test_a_new_vae_with_more_latent_channels_feeds_a_world_model(data, tmp_path)
         with pytest.raises(ValueError, match="new VAE"):
             fit(FitArgs(kind, str(data), str(tmp_path / "x"), init=init, steps=1, batch=2, latents=3,
                         device="cpu", vae_z=8))
+    # resumed with the arguments it began with (a lease's follow-up call), and refused with others
+    fit(FitArgs("vae", str(data), str(vae_run), preset="tiny", steps=3, batch=2, latents=2, val_every=1000,
+                ckpt_every=1000, device="cpu", vae_z=6))
+    assert json.loads((vae_run / "state.json").read_text())["step"] == 3
+    for shape in ({"vae_z": 4}, {"vae_dim": 5}, {"vae_z": 0}):
+        with pytest.raises(ValueError, match="new VAE"):
+            fit(FitArgs("vae", str(data), str(vae_run), preset="tiny", steps=4, batch=2, latents=2,
+                        device="cpu", **shape))
 
 
 def test_a_new_dit_of_another_width_trains_on_a_vae(data, tmp_path):

@@ -192,12 +192,16 @@ def fit(a: FitArgs, progress=None) -> Path:
         # from it) samples as its preset does
         p = get_preset(cfg.name)
         cfg = cfg.replace(scheme=p.scheme, sampler=p.sampler, steps=p.steps)
-    if a.vae_z is not None and (a.kind != "vae" or src is not None or a.vae_z < 1):
-        raise ValueError(f"--vae-z {a.vae_z} shapes a new VAE: give a positive count, to train vae without "
-                         f"--init and with a new --out")
+    # a new VAE's shape; a resumed run or --init's VAE keeps its own, so a different value is refused
+    # (the same one is fine: a lease's follow-up call resumes with the arguments it started with)
+    for flag, val, have in (("--vae-dim", a.vae_dim, cfg.vae.dim), ("--vae-z", a.vae_z, cfg.vae.z_dim)):
+        if val is not None and (a.kind != "vae" or val < 1 or (src is not None and val != have)):
+            raise ValueError(f"{flag} {val} shapes a new VAE (train vae, a positive value), and "
+                             f"{src or 'the preset'} has {have}: leave it out to keep that one, or give a new "
+                             f"--out without --init")
     if a.vae_dim and src is None:
         cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, dim=a.vae_dim, dec_dim=a.vae_dim))
-    if a.vae_z:
+    if a.vae_z and src is None:
         cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, z_dim=a.vae_z))
     if a.temporal_down is not None:
         if resume:
