@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from interworld.eval.metrics import block_mean
+
 
 def sharpness(frames: np.ndarray, factor: int = 1) -> float:
     """Mean over frames of the variance of the 4-neighbour Laplacian of luma. factor > 1: of luma
@@ -22,8 +24,7 @@ def sharpness(frames: np.ndarray, factor: int = 1) -> float:
     rooms score alike there; docs/TRAINING.md, run 32)."""
     y = frames.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     if factor > 1:
-        t, h, w = y.shape
-        y = y[:, :h - h % factor, :w - w % factor].reshape(t, h // factor, factor, w // factor, factor).mean((2, 4))
+        y = block_mean(y, factor)
     lap = -4 * y[:, 1:-1, 1:-1] + y[:, :-2, 1:-1] + y[:, 2:, 1:-1] + y[:, 1:-1, :-2] + y[:, 1:-1, 2:]
     return float(lap.reshape(len(frames), -1).var(1).mean())
 

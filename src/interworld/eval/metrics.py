@@ -26,17 +26,21 @@ def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return 10 * np.log10(255.0**2 / mse)
 
 
+def block_mean(v: np.ndarray, factor: int) -> np.ndarray:
+    """Frames [T, H, W, ...] averaged over `factor` x `factor` blocks, in float64 (rows and columns
+    past the last whole block dropped)."""
+    t, h, w = v.shape[:3]
+    v = v[:, :h - h % factor, :w - w % factor].astype(np.float64)
+    return v.reshape(t, h // factor, factor, w // factor, factor, *v.shape[3:]).mean(axis=(2, 4))
+
+
 @_batched  # pooled in float64 a batch at a time, not a 5-minute video at once (2.6 GB)
 def coarse_psnr(a: np.ndarray, b: np.ndarray, factor: int = 4) -> np.ndarray:
     """Per-frame PSNR of the frames averaged over `factor` x `factor` blocks: the layout (walls,
     floor, openings, their shading) without the fine texture. PSNR at full size prefers a blurred
     mean to a sharp frame whose texture is a pixel off; at 1/4 size both are judged on where
     things are (docs/TRAINING.md, run 30)."""
-    def pool(v):
-        t, h, w, c = v.shape
-        v = v[:, :h - h % factor, :w - w % factor].astype(np.float64)
-        return v.reshape(t, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
-    return psnr(pool(a), pool(b))
+    return psnr(block_mean(a, factor), block_mean(b, factor))
 
 
 @_batched
