@@ -111,6 +111,16 @@ def windows(folder: str, per_shard: int, every: int, tr: int):
             yield s, int(start) + (CONTEXT - 1) * (GRID - tr)
 
 
+def chunk_start(start: int, tr: int) -> int:
+    """The first frame of the chunk of the window that starts at `start` (latents of tr frames)."""
+    return start + 1 + (CONTEXT - 1) * tr
+
+
+def repeat_last(shard, cut: int, n: int) -> np.ndarray:
+    """Per-frame PSNR of the last real frame (cut - 1) repeated over the n frames from cut."""
+    return psnr(np.repeat(shard.frames[cut - 1][None], n, 0), shard.frames[cut:cut + n])
+
+
 def predict(w, shard, start: int, context: int, how: str = "as recorded", steps: int = 3) -> np.ndarray:
     """Per-frame PSNR of the chunk after the `context` real latents that end where CONTEXT's do."""
     tr = w.cfg.vae.temporal
@@ -155,14 +165,13 @@ def main() -> None:
     w = World.from_pretrained(a.model, device="cpu")
     tr = w.cfg.vae.temporal
     wins = list(windows(a.shards, a.per_shard, a.every, tr))
-    cut = lambda s: s + 1 + (CONTEXT - 1) * tr  # noqa: E731  (the first frame of the chunk)
+    cut = lambda s: chunk_start(s, tr)  # noqa: E731
     if "ahead" in parts:
         print("PSNR by frames ahead (dB):")
         show("prediction, 3 steps", [predict(w, sh, s, CONTEXT) for sh, s in wins])
         show("prediction, 1 step", [predict(w, sh, s, CONTEXT, steps=1) for sh, s in wins])
         show("VAE reconstruction", [reconstruct(w, sh, s) for sh, s in wins])
-        show("repeat-last", [psnr(np.repeat(sh.frames[cut(s) - 1][None], tr, 0), sh.frames[cut(s):cut(s) + tr])
-                             for sh, s in wins])
+        show("repeat-last", [repeat_last(sh, cut(s), tr) for sh, s in wins])
     if "uses" in parts:
         print("the chunk's conditioning changed:")
         rows = {how: np.stack([predict(w, sh, s, CONTEXT, how) for sh, s in wins]) for how in USES}
@@ -178,8 +187,7 @@ def main() -> None:
     if "warp" in parts:
         fov = w.cfg.kinematics.fov
         print("the last real frame turned by the engine's rotation:")
-        show("repeat-last", [psnr(np.repeat(sh.frames[cut(s) - 1][None], tr, 0), sh.frames[cut(s):cut(s) + tr])
-                             for sh, s in wins])
+        show("repeat-last", [repeat_last(sh, cut(s), tr) for sh, s in wins])
         for name, sign in (("turned", 1.0), ("turned the wrong way", -1.0)):
             show(name, [psnr(turned(sh, cut(s), tr, fov, sign), sh.frames[cut(s):cut(s) + tr]) for sh, s in wins])
     if "oracle" in parts:

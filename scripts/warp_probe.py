@@ -124,10 +124,10 @@ def main() -> None:
     if a.out:
         torch.save(net.state_dict(), a.out)
     wins = list(diag.windows(a.val, 4, 3, a.ahead))
-    cut = [s + 1 + (diag.CONTEXT - 1) * a.ahead for _, s in wins]
     rep, got = [], []
-    for (sh, _), c in zip(wins, cut):
-        rep.append(psnr(np.repeat(sh.frames[c - 1][None], a.ahead, 0), sh.frames[c:c + a.ahead]))
+    for sh, s in wins:
+        c = diag.chunk_start(s, a.ahead)
+        rep.append(diag.repeat_last(sh, c, a.ahead))
         got.append(psnr(predict(net, *sample(sh, c, a.ahead)[:2]), sh.frames[c:c + a.ahead]))
     print(f"{step} steps; PSNR by frames ahead over {len(wins)} windows (dB):")
     diag.show("repeat-last", rep)
